@@ -1,0 +1,18 @@
+# The two commands of README.md: `make run` (the main job) and `make test`.
+.PHONY: run test bench install lint dashboard
+
+install:
+	scripts/bootstrap.sh
+
+run: install
+	.venv/bin/python run.py
+
+test:
+	scripts/test.sh
+
+bench: install
+	.venv/bin/python -m pytest -m slow -p no:cacheprovider
+	.venv/bin/python benchmarks/data_qa.py
+
+lint: install
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime run.py

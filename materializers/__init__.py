@@ -1,0 +1,1 @@
+"""ZenML materializers, one per artifact type, each with a dashboard visualization."""

@@ -1,0 +1,1 @@
+"""ZenML pipelines, one per file; a pipeline only wires steps."""

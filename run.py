@@ -1,0 +1,204 @@
+"""visionloop's command line.
+
+Examples:
+    python run.py                       # the main job: local stack + metal-tags data set
+    python run.py data --json           # the data pipeline; last line is a JSON summary
+    python run.py data --source s3://raw-images/batch1 --format coco
+    python run.py stack                 # what is active
+    python run.py stack register local  # register (idempotent) and activate a stack
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stacks.bootstrap import quiet_zenml_env
+
+quiet_zenml_env()
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "metal_tags.yaml"
+FORMATS = ["auto", "yolo", "coco", "label-studio", "ground-truth", "none"]
+ENVIRONMENTS = sorted(p.stem for p in (REPO_ROOT / "stacks").glob("*.yaml"))
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a one-line JSON summary as the last line."
+)
+
+
+def emit(summary: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True, default=str))
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def data_lines(summary: dict[str, Any]) -> list[str]:
+    qa = summary["qa"]
+    return [
+        f"Data set version {summary['dataset_version_id']}",
+        f"  source      {summary['source']} ({summary['label_format']})",
+        f"  images      {summary['images']} ({summary['labeled']} labelled, "
+        f"{summary['unlabeled']} unlabeled)",
+        f"  splits      {summary['per_split']}",
+        f"  boxes       {summary['boxes_per_class']}",
+        f"  QA          {qa['total']} in = {qa['accepted']} accepted + "
+        f"{qa['quarantined']} quarantined {qa['quarantined_by_rule'] or ''}",
+        f"  cached      {', '.join(summary['cached_steps']) or 'no step'}",
+    ]
+
+
+def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -> dict[str, Any]:
+    from pipelines.launch import run_data_pipeline
+    from stacks.bootstrap import ensure_stack
+    from visionloop.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        fail(str(exc))
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config.data, key, value)
+    if overrides.get("source") and overrides.get("format") is None:
+        config.data.format = "auto"
+    ensure_stack("local", activate=not _has_active_stack())
+    try:
+        result = run_data_pipeline(config.data, enable_cache=enable_cache)
+    except Exception as exc:
+        from visionloop.data.importers import LabelFormatError
+        from visionloop.data.sources import SourceError
+
+        if isinstance(exc, (LabelFormatError, SourceError)):
+            fail(str(exc))
+        raise
+    return result.summary()
+
+
+def _has_active_stack() -> bool:
+    """True when the user already activated a visionloop stack (keep it)."""
+    from zenml.client import Client
+
+    return bool(Client().active_stack_model.name.startswith("visionloop-"))
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Use-case configuration for the main job.",
+)
+@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@json_option
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) -> None:
+    """visionloop: a closed-loop MLOps system for computer vision on ZenML.
+
+    With no command, runs the main job on the local stack: the data pipeline on the
+    bundled metal-tags set.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    summary = run_data(config_path, {}, enable_cache=not no_cache)
+    emit({"job": "main", "data": summary}, as_json, data_lines(summary))
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Use-case configuration (data section).",
+)
+@click.option("--source", help="A folder or s3://bucket/prefix instead of the config's source.")
+@click.option(
+    "--format",
+    "label_format",
+    type=click.Choice(FORMATS),
+    help="Label format of --source (default: auto-detect).",
+)
+@click.option("--class-names", help="Comma-separated class names, in class-id order.")
+@click.option(
+    "--group-pattern",
+    help="Regex on the file name; its 'group' (or first) group is the capture group kept in one split.",
+)
+@click.option("--s3-endpoint", help="S3 API endpoint, e.g. http://127.0.0.1:5000 for a local server.")
+@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@json_option
+def data(
+    config_path: Path,
+    source: str | None,
+    label_format: str | None,
+    class_names: str | None,
+    group_pattern: str | None,
+    s3_endpoint: str | None,
+    no_cache: bool,
+    as_json: bool,
+) -> None:
+    """Run the data pipeline: ingest, QA, version and split.
+
+    \b
+    python run.py data
+    python run.py data --source ./my-images --format yolo --json
+    """
+    names = [n.strip() for n in class_names.split(",")] if class_names else None
+    overrides = {
+        "source": source,
+        "format": label_format,
+        "class_names": names,
+        "group_pattern": group_pattern,
+        "s3_endpoint": s3_endpoint,
+    }
+    summary = run_data(config_path, overrides, enable_cache=not no_cache)
+    emit(summary, as_json, data_lines(summary))
+
+
+@cli.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def stack(ctx: click.Context, as_json: bool) -> None:
+    """Show the active stack (or register one with `stack register ENV`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from stacks.bootstrap import describe_active_stack
+
+    info = describe_active_stack()
+    lines = [f"Active stack: {info['stack']}  (store: {info['store']})"]
+    lines += [f"  {kind:<20} {c['name']} ({c['flavor']})" for kind, c in info["components"].items()]
+    lines.append(f"  artifacts at        {info['artifact_store_path']}")
+    emit(info, as_json, lines)
+
+
+@stack.command("register")
+@click.argument("env", type=click.Choice(ENVIRONMENTS), default="local")
+@click.option("--no-activate", is_flag=True, help="Register only; keep the active stack.")
+@json_option
+def stack_register(env: str, no_activate: bool, as_json: bool) -> None:
+    """Register the stack of stacks/ENV.yaml (idempotent) and activate it."""
+    from stacks.bootstrap import StackError, describe_active_stack, ensure_stack
+
+    try:
+        name = ensure_stack(env, activate=not no_activate)
+    except StackError as exc:
+        fail(str(exc))
+    info = {"registered": name, **describe_active_stack()}
+    emit(info, as_json, [f"Stack {name} registered; active: {info['stack']}"])
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: lint, type-check, then the test suite (slow cases excluded: they
+# run in `make bench`). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+VENV="${VISIONLOOP_VENV:-.venv}"
+export PATH="$PWD/$VENV/bin:$PATH"
+echo "== ruff"
+ruff check .
+ruff format --check . || { echo "run: .venv/bin/ruff format ."; exit 1; }
+echo "== mypy"
+mypy visionloop steps pipelines materializers stacks edge_runtime run.py
+echo "== pytest"
+python -m pytest "$@"

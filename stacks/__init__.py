@@ -1,0 +1,1 @@
+"""Stack definitions (one YAML per environment) and the code that registers them."""

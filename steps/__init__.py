@@ -1,0 +1,2 @@
+"""ZenML steps, grouped by stage. Thin wrappers around ``visionloop``: I/O, logging,
+metadata."""

@@ -1,0 +1,78 @@
+"""Data set versions: the id is a hash of the manifest, and only of what matters."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.factories import image_bytes
+from visionloop.data.blobstore import LocalBlobStore
+from visionloop.data.dataset import DatasetManifest, ImageDataset
+from visionloop.data.export import export_yolo
+from visionloop.data.importers.yolo import parse_yolo_txt
+from visionloop.data.types import Box, ImageRecord, LabelStatus
+
+
+def make_dataset(tmp_path: Path, source: str = "/a", boxes_x1: float = 2.0, order: int = 1) -> ImageDataset:
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    records = []
+    for i, split in enumerate(["train", "train", "val", "test", None]):
+        data = image_bytes(size=(64, 48), seed=i)
+        sha = hashlib.sha256(data).hexdigest()
+        blobs.put(sha, ".jpg", data)
+        status = LabelStatus.LABELED if split else LabelStatus.UNLABELED
+        boxes = [Box(class_id=i % 2, x1=boxes_x1, y1=3, x2=30, y2=20)] if split else []
+        records.append(
+            ImageRecord(
+                sha256=sha,
+                path=f"{i}.jpg",
+                width=64,
+                height=48,
+                status=status,
+                boxes=boxes,
+                source=f"{source}/{i}.jpg",
+                group=f"g{i}",
+                split=split,
+            )
+        )
+    manifest = DatasetManifest(class_names=["a", "b"], source=source, records=records[::order])
+    return ImageDataset(manifest, blobs)
+
+
+def test_same_data_same_id_wherever_it_was_read_from(tmp_path):
+    a = make_dataset(tmp_path, source="/home/alice/data")
+    b = make_dataset(tmp_path, source="s3://bucket/raw", order=-1)
+    assert a.version_id == b.version_id and len(a.version_id) == 64
+
+
+def test_a_changed_label_changes_the_id(tmp_path):
+    assert make_dataset(tmp_path).version_id != make_dataset(tmp_path, boxes_x1=2.5).version_id
+
+
+def test_stats_count_splits_classes_and_unlabeled(tmp_path):
+    stats = make_dataset(tmp_path).stats()
+    assert stats["per_split"] == {"test": 1, "train": 2, "unlabeled": 1, "val": 1}
+    assert stats["boxes_per_class"] == {"a": {"train": 1, "val": 1}, "b": {"train": 1, "test": 1}}
+    assert stats["unlabeled"] == 1 and stats["boxes"] == 4
+
+
+def test_yolo_export_round_trips_boxes(tmp_path):
+    ds = make_dataset(tmp_path)
+    data_yaml = export_yolo(ds, tmp_path / "yolo")
+    text = data_yaml.read_text()
+    assert f"path: {tmp_path / 'yolo'}" in text and "download" not in text
+    for r in ds.records:
+        if not r.split:
+            continue
+        label = tmp_path / "yolo" / "labels" / r.split / f"{r.sha256[:16]}.txt"
+        parsed = parse_yolo_txt(label.read_text(), str(label), ds.class_names)
+        (b,) = parsed.boxes
+        assert (b.x1 * r.width, b.y1 * r.height, b.x2 * r.width, b.y2 * r.height) == pytest.approx(
+            (r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2), abs=1e-3
+        )
+        assert (
+            tmp_path / "yolo" / "images" / r.split / f"{r.sha256[:16]}.jpg"
+        ).read_bytes() == ds.read_bytes(r)
+    assert not list((tmp_path / "yolo").glob("images/*/" + ds.records[-1].sha256[:16] + "*"))

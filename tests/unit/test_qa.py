@@ -1,0 +1,160 @@
+"""QA rules on real files: every bad input is quarantined with the right reason."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests import bad_inputs
+from tests.factories import image_bytes
+from visionloop.data.blobstore import LocalBlobStore
+from visionloop.data.facts_cache import FactsCache
+from visionloop.data.ingest import ingest
+from visionloop.data.qa import RULES, QAConfig, QARunner, exif_transform_box
+from visionloop.data.sources import LocalSource
+from visionloop.data.types import Box, Candidate, Labels, LabelStatus
+
+
+def run_qa(root: Path, blobs: Path, **config: object):
+    source = LocalSource(root)
+    found = ingest(source, "yolo")
+    runner = QARunner(
+        source, LocalBlobStore(blobs), found.class_names, QAConfig(**{**bad_inputs.QA_SETTINGS, **config})
+    )
+    return found, runner, *runner.run(found.candidates, source.uri)
+
+
+@pytest.fixture()
+def bad_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "raw"
+    return root, bad_inputs.build(root, tmp_path / "outside")
+
+
+def test_each_bad_input_gets_its_rule_and_counts_reconcile(bad_folder, tmp_path):
+    root, expected = bad_folder
+    found, _runner, records, report = run_qa(root, tmp_path / "blobs")
+    got = {r.path: "accepted" for r in records}
+    got.update({e.path: e.rule for e in report.entries})
+    assert got == expected
+    assert report.total == len(expected) == report.accepted + report.quarantined
+    assert all(e.rule in RULES and e.reason for e in report.entries)
+    assert [i.path for i in report.ignored] == [] and "notes.md" in [i.path for i in found.ignored]
+
+
+def test_conversions_and_exif_are_recorded(bad_folder, tmp_path):
+    root, _ = bad_folder
+    _, _, records, report = run_qa(root, tmp_path / "blobs")
+    by_path = {r.path: r for r in records}
+    assert report.converted == {"CMYK": 1, "P": 1, "RGBA": 1}
+    assert report.exif_rotated == 1
+    for name, mode in [("cmyk.jpg", "CMYK"), ("palette.png", "P"), ("alpha.png", "RGBA")]:
+        r = by_path[name]
+        assert r.converted_from == mode and r.ext == ".png" and r.source_sha256 != r.sha256
+        stored = Image.open(io.BytesIO((tmp_path / "blobs" / r.sha256[:2] / f"{r.sha256}.png").read_bytes()))
+        assert stored.mode == "RGB"
+    rotated = by_path["rotated.jpg"]
+    assert (rotated.width, rotated.height) == (80, 120)  # orientation 6 turns 120x80 upright
+    assert by_path["unlabeled.jpg"].status == LabelStatus.UNLABELED
+    assert by_path["good_empty_label.jpg"].status == LabelStatus.LABELED
+    assert by_path["good_empty_label.jpg"].boxes == []
+
+
+def test_quarantined_bytes_are_kept_in_the_store(bad_folder, tmp_path):
+    root, _ = bad_folder
+    _, _, _, report = run_qa(root, tmp_path / "blobs")
+    truncated = next(e for e in report.entries if e.rule == "truncated")
+    assert truncated.sha256 is not None
+    assert list((tmp_path / "blobs").glob(f"*/{truncated.sha256}.*"))
+
+
+def test_reject_policies(bad_folder, tmp_path):
+    root, _ = bad_folder
+    _, _, records, report = run_qa(root, tmp_path / "blobs", mode_policy="reject", exif_policy="reject")
+    rules = {e.path: e.rule for e in report.entries}
+    assert rules["cmyk.jpg"] == rules["palette.png"] == rules["alpha.png"] == "unsupported_mode"
+    assert rules["rotated.jpg"] == "exif_orientation"
+    assert report.total == report.accepted + report.quarantined
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_transform_moves_boxes_with_the_pixels(tmp_path, orientation):
+    """Draw a white block at a known raw box, let QA turn the image upright, and find
+    the block again in the stored pixels: it must be where the record's box says."""
+    raw = Image.new("L", (120, 80), 0)
+    raw.paste(255, (10, 20, 40, 30))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    raw.save(buf, format="PNG", exif=exif)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.png").write_bytes(buf.getvalue())
+    (tmp_path / "raw" / "a.txt").write_text(f"0 {25 / 120} {25 / 80} {30 / 120} {10 / 80}\n")
+    (tmp_path / "raw" / "classes.txt").write_text("x\n")
+    _, _, records, _ = run_qa(tmp_path / "raw", tmp_path / "blobs")
+    (r,) = records
+    stored = np.asarray(Image.open(tmp_path / "blobs" / r.sha256[:2] / f"{r.sha256}{r.ext}"))
+    ys, xs = np.nonzero(stored > 127)
+    (b,) = r.boxes
+    assert (b.x1, b.y1, b.x2, b.y2) == pytest.approx((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), abs=1)
+
+
+def test_exif_transform_box_swaps_sides():
+    box = exif_transform_box(Box(class_id=0, x1=10, y1=20, x2=40, y2=30), 6, 120, 80)
+    assert (box.x1, box.y1, box.x2, box.y2) == (50, 10, 60, 40)
+
+
+def test_missing_and_escaping_candidates(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "ok.jpg").write_bytes(image_bytes())
+    source = LocalSource(tmp_path / "raw")
+    labels = Labels(boxes=[Box(class_id=0, x1=1, y1=1, x2=20, y2=20)])
+    cands = [
+        Candidate(path="ok.jpg", source_uri="x", size=10, labels=labels, group="g1"),
+        Candidate(path="gone.jpg", source_uri="y", exists=False, labels=labels, group="g2"),
+        Candidate(path="../etc/passwd", source_uri="z", labels=labels, group="g3"),
+        Candidate(path="/abs.jpg", source_uri="w", labels=labels, group="g4"),
+    ]
+    records, report = QARunner(source, LocalBlobStore(tmp_path / "b"), ["x"]).run(cands, source.uri)
+    assert [r.path for r in records] == ["ok.jpg"]
+    assert {e.path: e.rule for e in report.entries} == {
+        "gone.jpg": "missing_file",
+        "../etc/passwd": "path_escapes_root",
+        "/abs.jpg": "path_escapes_root",
+    }
+
+
+def test_small_overshoot_is_clipped_not_quarantined(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jpg").write_bytes(image_bytes(size=(100, 100)))
+    (tmp_path / "raw" / "a.txt").write_text("0 0.9 0.5 0.205 0.2\n")  # x2 = 1.0025: 0.25 px out
+    (tmp_path / "raw" / "classes.txt").write_text("x\n")
+    _, _, records, report = run_qa(tmp_path / "raw", tmp_path / "blobs")
+    assert records[0].boxes[0].x2 == 100.0 and report.boxes_clipped == 1
+
+
+def test_facts_cache_skips_decoding_unchanged_files(bad_folder, tmp_path):
+    root, _ = bad_folder
+    cache_path = tmp_path / "facts.sqlite"
+    source = LocalSource(root)
+    found = ingest(source, "yolo")
+
+    def once() -> tuple[int, list[str]]:
+        runner = QARunner(
+            source,
+            LocalBlobStore(tmp_path / "blobs"),
+            found.class_names,
+            QAConfig(**bad_inputs.QA_SETTINGS),
+            FactsCache(cache_path),
+        )
+        records, report = runner.run(found.candidates, source.uri)
+        runner.cache.close()
+        return runner.decoded, sorted([r.sha256 for r in records] + [e.rule for e in report.entries])
+
+    first_decoded, first = once()
+    second_decoded, second = once()
+    assert first_decoded > 20 and second_decoded == 0
+    assert first == second

@@ -1,0 +1,362 @@
+"""Data QA: named rules that accept an image or quarantine it with a reason.
+
+Every candidate ends in exactly one place: an accepted ``ImageRecord`` or a
+``QuarantineEntry`` naming the rule and the reason, so ``in = accepted + quarantined``.
+
+Policies (see ``QAConfig``):
+- Modes: RGB and L (8-bit grey) are kept as they are. Palette, alpha (RGBA, LA, PA),
+  CMYK, YCbCr and 1-bit images are converted to RGB (alpha is dropped, not blended)
+  and stored as PNG when ``mode_policy="convert"``, quarantined when ``"reject"``.
+  16-bit and float images (I;16, I, F) are always quarantined: mapping them to 8 bits
+  is a choice the data owner has to make.
+- EXIF orientation: with ``exif_policy="apply"`` the pixels are turned upright and the
+  boxes (assumed to be drawn on the stored, unrotated pixel grid) get the same
+  transform; the result is stored as PNG without the tag. ``"reject"`` quarantines.
+- Boxes may overshoot the image by ``box_tolerance`` of its side and are clipped;
+  further out they are quarantined, as are NaN/infinite and degenerate boxes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import posixpath
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visionloop.data.blobstore import BlobStore
+from visionloop.data.facts_cache import FactsCache
+from visionloop.data.sources import DataSource, within_root
+from visionloop.data.types import (
+    Box,
+    Candidate,
+    ImageRecord,
+    LabelStatus,
+    QuarantineEntry,
+    QuarantineReport,
+)
+
+RULES: dict[str, str] = {
+    "path_escapes_root": "the path leaves the data root (../, absolute, or a symlink out)",
+    "missing_file": "a label names an image that is not in the source",
+    "unreadable": "the file cannot be read",
+    "too_large": "the file is larger than max_file_bytes",
+    "zero_bytes": "the file is empty",
+    "not_an_image": "the content is not an image, whatever the extension says",
+    "decompression_bomb": "width x height exceeds max_pixels",
+    "truncated": "the image data ends early",
+    "undecodable": "the image cannot be decoded",
+    "too_small": "the shorter side is below min_side",
+    "unsupported_mode": "a pixel mode that is rejected (16-bit, float, or any non-RGB/L "
+    "mode under mode_policy=reject)",
+    "exif_orientation": "an EXIF orientation other than 1 under exif_policy=reject",
+    "bad_label": "the label entry could not be parsed",
+    "unknown_class": "a class id or name not in the data set's class list",
+    "box_nan": "a box coordinate is NaN or infinite",
+    "box_out_of_bounds": "a box lies outside the image beyond box_tolerance",
+    "box_degenerate": "a box has (near) zero or negative width or height",
+    "conflicting_duplicate": "the same image bytes appear more than once with different labels",
+    "duplicate": "the same image bytes with the same labels appeared earlier; kept once",
+}
+
+KEEP_MODES = frozenset({"RGB", "L"})
+NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+
+
+@dataclass(frozen=True)
+class QAConfig:
+    min_side: int = 32
+    max_pixels: int = 40_000_000
+    max_file_bytes: int = 64 * 2**20
+    mode_policy: Literal["convert", "reject"] = "convert"
+    exif_policy: Literal["apply", "reject"] = "apply"
+    box_tolerance: float = 0.01
+    min_box_px: float = 1.0
+
+
+class Rejected(Exception):
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(f"{rule}: {reason}")
+        self.rule, self.reason = rule, reason
+        self.sha256: str | None = None
+
+
+def decode_facts(data: bytes, max_pixels: int) -> dict[str, Any]:
+    """Open and fully decode ``data``; return format, mode, raw size and EXIF
+    orientation, or the rule and reason that reject it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            facts: dict[str, Any] = {
+                "format": img.format,
+                "mode": img.mode,
+                "width": img.width,
+                "height": img.height,
+            }
+            if img.width * img.height > max_pixels:
+                return {**facts, "decoded": False}
+            facts["orientation"] = int(img.getexif().get(0x0112, 1) or 1)
+            img.load()
+    except UnidentifiedImageError:
+        return {"rule": "not_an_image", "reason": "no image format recognises these bytes"}
+    except Image.DecompressionBombError as exc:
+        return {"rule": "decompression_bomb", "reason": str(exc)}
+    except OSError as exc:
+        rule = "truncated" if "truncated" in str(exc).lower() else "undecodable"
+        return {"rule": rule, "reason": str(exc)}
+    except Exception as exc:  # Pillow plugins raise ValueError, SyntaxError, ...
+        return {"rule": "undecodable", "reason": f"{type(exc).__name__}: {exc}"}
+    return {**facts, "decoded": True}
+
+
+def exif_transform_box(box: Box, orientation: int, width: int, height: int) -> Box:
+    """Map an xyxy pixel box on the raw grid (``width`` x ``height``) to the upright
+    grid that ``ImageOps.exif_transpose`` produces for ``orientation``."""
+    w, h = width, height
+    maps = {
+        1: lambda x, y: (x, y),
+        2: lambda x, y: (w - x, y),
+        3: lambda x, y: (w - x, h - y),
+        4: lambda x, y: (x, h - y),
+        5: lambda x, y: (y, x),
+        6: lambda x, y: (h - y, x),
+        7: lambda x, y: (h - y, w - x),
+        8: lambda x, y: (y, w - x),
+    }
+    f = maps[orientation]
+    (ax, ay), (bx, by) = f(box.x1, box.y1), f(box.x2, box.y2)
+    return Box(class_id=box.class_id, x1=min(ax, bx), y1=min(ay, by), x2=max(ax, bx), y2=max(ay, by))
+
+
+def check_boxes(
+    cand: Candidate, width: int, height: int, n_classes: int, config: QAConfig
+) -> tuple[list[Box], int]:
+    """Boxes of ``cand`` in xyxy pixels of the raw grid, clipped within tolerance;
+    raises ``Rejected``. Returns the boxes and how many were clipped."""
+    labels = cand.labels
+    if labels.problems:
+        raise Rejected("bad_label", "; ".join(labels.problems))
+    if labels.unknown_classes:
+        raise Rejected(
+            "unknown_class",
+            f"class(es) {sorted(set(labels.unknown_classes))} not in the {n_classes} known classes",
+        )
+    sx, sy = (width, height) if labels.normalized else (1, 1)
+    tx, ty = width * config.box_tolerance, height * config.box_tolerance
+    out, clipped = [], 0
+    for b in labels.boxes:
+        x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            raise Rejected("box_nan", f"box {b.as_tuple()} has a NaN or infinite coordinate")
+        if x2 - x1 < config.min_box_px or y2 - y1 < config.min_box_px:
+            raise Rejected("box_degenerate", f"box {b.as_tuple()} is {x2 - x1:.2f} x {y2 - y1:.2f} px")
+        if x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
+            raise Rejected(
+                "box_out_of_bounds",
+                f"box {(x1, y1, x2, y2)} px lies outside the {width}x{height} image",
+            )
+        cx1, cy1 = max(0.0, x1), max(0.0, y1)
+        cx2, cy2 = min(float(width), x2), min(float(height), y2)
+        clipped += (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
+        if cx2 - cx1 < config.min_box_px or cy2 - cy1 < config.min_box_px:
+            raise Rejected("box_degenerate", f"box {b.as_tuple()} is empty after clipping")
+        out.append(Box(class_id=b.class_id, x1=cx1, y1=cy1, x2=cx2, y2=cy2))
+    return out, clipped
+
+
+def transformed_bytes(data: bytes, orientation: int) -> tuple[bytes, Image.Image]:
+    """Upright RGB/L pixels of ``data``, re-encoded losslessly as PNG."""
+    img: Image.Image = Image.open(io.BytesIO(data))
+    if orientation != 1:
+        img = ImageOps.exif_transpose(img)
+    if img.mode not in KEEP_MODES:
+        img = img.convert("RGBA").convert("RGB") if "transparency" in img.info else img.convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue(), img
+
+
+class QARunner:
+    """Runs the rules over candidates, writing every read image to ``blobs``."""
+
+    def __init__(
+        self,
+        source: DataSource,
+        blobs: BlobStore,
+        class_names: list[str],
+        config: QAConfig | None = None,
+        cache: FactsCache | None = None,
+    ) -> None:
+        self.source, self.blobs, self.class_names = source, blobs, class_names
+        self.config = config or QAConfig()
+        self.cache = cache or FactsCache(None)
+        self.stats: dict[str, Any] = {"converted": defaultdict(int), "exif_rotated": 0, "clipped": 0}
+        self.decoded = 0
+
+    def _read(self, cand: Candidate) -> bytes:
+        local = self.source.local_path(cand.path)
+        try:
+            if local is not None:
+                with open(local, "rb") as fh:
+                    return fh.read()
+            return self.source.read_bytes(cand.path)
+        except OSError as exc:
+            raise Rejected("unreadable", str(exc)) from exc
+
+    def _facts(self, cand: Candidate) -> tuple[str, dict[str, Any], bytes | None]:
+        """(sha256, facts, bytes or None when everything came from the cache)."""
+        file_key = f"{cand.source_uri}|{cand.size}|{cand.stamp}" if cand.stamp else None
+        sha = self.cache.file_sha(file_key) if file_key else None
+        facts = self.cache.get(sha) if sha else None
+        ext = posixpath.splitext(cand.path)[1].lower()
+        if sha and facts and self.blobs.has(sha, facts.get("ext", ext)):
+            if facts.get("decoded") or facts.get("rule") or not self._needs_decode(facts):
+                return sha, facts, None
+        data = self._read(cand)
+        if not data:
+            raise Rejected("zero_bytes", "the file is empty (0 bytes)")
+        sha = hashlib.sha256(data).hexdigest()
+        facts = self.cache.get(sha)
+        if facts is None or (not facts.get("decoded") and self._needs_decode(facts)):
+            facts = decode_facts(data, self.config.max_pixels)
+            self.decoded += 1
+            facts["ext"] = EXTENSIONS.get(facts.get("format") or "", ext or ".bin")
+        self.cache.put(sha, facts, file_key)
+        self.blobs.put(sha, facts["ext"], data)
+        return sha, facts, data
+
+    def _needs_decode(self, facts: dict[str, Any]) -> bool:
+        return "width" in facts and facts["width"] * facts["height"] <= self.config.max_pixels
+
+    def check(self, cand: Candidate) -> ImageRecord:
+        cfg = self.config
+        if not within_root(cand.path) or not self.source.contains(cand.path):
+            raise Rejected("path_escapes_root", f"{cand.path!r} is outside {self.source.uri}")
+        if not cand.exists:
+            raise Rejected("missing_file", f"labels name {cand.path!r} but no such file is in the source")
+        if cand.size > cfg.max_file_bytes:
+            raise Rejected("too_large", f"{cand.size} bytes > max_file_bytes {cfg.max_file_bytes}")
+        sha, facts, data = self._facts(cand)
+        try:
+            return self._check_decoded(cand, sha, facts, data)
+        except Rejected as rej:
+            rej.sha256 = sha
+            raise
+
+    def _check_decoded(
+        self, cand: Candidate, sha: str, facts: dict[str, Any], data: bytes | None
+    ) -> ImageRecord:
+        cfg = self.config
+        if facts.get("rule"):
+            raise Rejected(facts["rule"], facts["reason"])
+        w, h, mode = facts["width"], facts["height"], facts["mode"]
+        if w * h > cfg.max_pixels:
+            raise Rejected("decompression_bomb", f"{w}x{h} = {w * h} pixels > max_pixels {cfg.max_pixels}")
+        if min(w, h) < cfg.min_side:
+            raise Rejected("too_small", f"{w}x{h} px; the shorter side is below min_side {cfg.min_side}")
+        if mode in NEVER_MODES or (mode not in KEEP_MODES and cfg.mode_policy == "reject"):
+            raise Rejected("unsupported_mode", f"mode {mode} (policy: {cfg.mode_policy})")
+        orientation = facts.get("orientation", 1)
+        if orientation not in range(1, 9):
+            orientation = 1
+        if orientation != 1 and cfg.exif_policy == "reject":
+            raise Rejected("exif_orientation", f"EXIF orientation {orientation} (policy: reject)")
+        boxes, clipped = check_boxes(cand, w, h, len(self.class_names), cfg)
+        record = ImageRecord(
+            sha256=sha, path=cand.path, width=w, height=h, status=cand.labels.status,
+            boxes=boxes, source=cand.source_uri, group=cand.group, ext=facts["ext"],
+            labeling_job=cand.labels.labeling_job,
+        )
+        if orientation == 1 and mode in KEEP_MODES:
+            self.stats["clipped"] += clipped
+            return record
+        return self._transform(record, facts, data, orientation, mode, clipped)
+
+    def _transform(
+        self, record: ImageRecord, facts: dict[str, Any], data: bytes | None,
+        orientation: int, mode: str, clipped: int,
+    ) -> ImageRecord:
+        key = f"derived-{orientation}"
+        derived = facts.get(key)
+        if derived is None or not self.blobs.has(derived["sha256"], ".png"):
+            if data is None:
+                data = self.blobs.get(record.sha256, record.ext)
+            out, img = transformed_bytes(data, orientation)
+            derived = {"sha256": hashlib.sha256(out).hexdigest(), "width": img.width, "height": img.height}
+            self.blobs.put(derived["sha256"], ".png", out)
+            self.cache.put(record.sha256, {**facts, key: derived})
+        boxes = [exif_transform_box(b, orientation, record.width, record.height) for b in record.boxes]
+        if orientation != 1:
+            self.stats["exif_rotated"] += 1
+        if mode not in KEEP_MODES:
+            self.stats["converted"][mode] += 1
+        self.stats["clipped"] += clipped
+        return record.model_copy(update={
+            "sha256": derived["sha256"], "source_sha256": record.sha256, "ext": ".png",
+            "width": derived["width"], "height": derived["height"], "boxes": boxes,
+            "converted_from": mode if mode not in KEEP_MODES else None,
+        })
+
+    def run(self, candidates: Iterable[Candidate], source_label: str) -> tuple[list[ImageRecord], QuarantineReport]:
+        records: list[ImageRecord] = []
+        entries: list[QuarantineEntry] = []
+        total = 0
+        for cand in candidates:
+            total += 1
+            try:
+                records.append(self.check(cand))
+            except Rejected as rej:
+                entries.append(QuarantineEntry(path=cand.path, source_uri=cand.source_uri, rule=rej.rule, reason=rej.reason, sha256=rej.sha256))
+        self.cache.commit()
+        records, dup_entries = resolve_duplicates(records)
+        entries.extend(dup_entries)
+        report = QuarantineReport(
+            source=source_label, total=total, accepted=len(records), entries=entries,
+            converted=dict(self.stats["converted"]), exif_rotated=self.stats["exif_rotated"],
+            boxes_clipped=self.stats["clipped"],
+        )
+        report.check_reconciles()
+        return records, report
+
+
+def _label_key(record: ImageRecord) -> tuple[Any, ...]:
+    boxes = sorted((b.class_id, round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)) for b in record.boxes)
+    return (record.status.value, tuple(boxes))
+
+
+def resolve_duplicates(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[QuarantineEntry]]:
+    """One record per stored image. Copies with the same labels (or unlabeled copies of
+    a labelled image) are kept once; labelled copies that disagree are all quarantined."""
+    by_sha: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in records:
+        by_sha[record.sha256].append(record)
+    kept: list[ImageRecord] = []
+    entries: list[QuarantineEntry] = []
+    for copies in by_sha.values():
+        labeled = [r for r in copies if r.status == LabelStatus.LABELED]
+        keys = {_label_key(r) for r in labeled}
+        if len(keys) > 1:
+            paths = ", ".join(r.path for r in copies)
+            for r in copies:
+                entries.append(QuarantineEntry(
+                    path=r.path, source_uri=r.source, rule="conflicting_duplicate", sha256=r.sha256,
+                    reason=f"the same bytes appear as {paths} with {len(keys)} different label sets",
+                ))
+            continue
+        keep = labeled[0] if labeled else copies[0]
+        kept.append(keep)
+        for r in copies:
+            if r is not keep:
+                entries.append(QuarantineEntry(
+                    path=r.path, source_uri=r.source, rule="duplicate", sha256=r.sha256,
+                    reason=f"same bytes as {keep.path} and no conflicting labels; kept once",
+                ))
+    return kept, entries

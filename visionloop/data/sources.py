@@ -1,0 +1,198 @@
+"""Where raw images and label files are read from: a local folder or an S3 prefix.
+
+Both sources speak in POSIX paths relative to their root. ``within_root`` is the one
+place that decides whether a relative path stays inside the root; a path from a label
+file that escapes it is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file seen in a listing: relative path, size in bytes, and a change stamp
+    (mtime in ns for a folder, the ETag for S3) used to fingerprint the source."""
+
+    path: str
+    size: int
+    stamp: str
+
+
+class DataSource(Protocol):
+    uri: str
+
+    def list_files(self) -> Iterator[SourceFile]: ...
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def uri_for(self, path: str) -> str: ...
+
+    def local_path(self, path: str) -> Path | None: ...
+
+    def contains(self, path: str) -> bool: ...
+
+
+def within_root(path: str) -> bool:
+    """True when ``path`` (relative, POSIX) does not leave its root.
+
+    >>> within_root("bad/a.jpg"), within_root("../etc/passwd"), within_root("/abs.jpg")
+    (True, False, False)
+    """
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        return False
+    normalized = posixpath.normpath(path)
+    return normalized != ".." and not normalized.startswith("../")
+
+
+class SourceError(RuntimeError):
+    """A source cannot be listed or read; the message names it and what to check."""
+
+
+class LocalSource:
+    """A folder on disk. Symlinks are followed only when their target stays inside."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise SourceError(f"data source {root} is not a folder (resolved: {self.root})")
+        self.uri = str(self.root)
+
+    def list_files(self) -> Iterator[SourceFile]:
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(full)
+                except OSError:  # a dangling symlink: still listed, QA reports it
+                    st = os.lstat(full)
+                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                yield SourceFile(rel, st.st_size, f"{st.st_size}:{st.st_mtime_ns}")
+
+    def local_path(self, path: str) -> Path | None:
+        """The real path of ``path``, or None when it (or a symlink in it) escapes."""
+        if not within_root(path):
+            return None
+        real = (self.root / path).resolve()
+        if real != self.root and self.root not in real.parents:
+            return None
+        return real
+
+    def contains(self, path: str) -> bool:
+        return self.local_path(path) is not None
+
+    def _checked(self, path: str) -> Path:
+        real = self.local_path(path)
+        if real is None:
+            raise SourceError(f"{path!r} escapes the data root {self.root}")
+        return real
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._checked(path).read_bytes()
+
+    def exists(self, path: str) -> bool:
+        real = self.local_path(path)
+        return real is not None and real.is_file()
+
+    def uri_for(self, path: str) -> str:
+        return str(self.root / path)
+
+
+class S3Source:
+    """An ``s3://bucket/prefix`` read with boto3.
+
+    ``endpoint_url`` (or ``$VISIONLOOP_S3_ENDPOINT``, then ``$AWS_ENDPOINT_URL``) points
+    at any S3 API server, such as moto's server on loopback in the tests.
+    """
+
+    def __init__(self, uri: str, endpoint_url: str | None = None, client: Any = None) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise SourceError(f"{uri!r} is not an s3://bucket/prefix URI")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.client = client or make_s3_client(endpoint_url)
+
+    def _key(self, path: str) -> str:
+        if not within_root(path):
+            raise SourceError(f"{path!r} escapes the data root {self.uri}")
+        path = posixpath.normpath(path)
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def list_files(self) -> Iterator[SourceFile]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
+                for obj in page.get("Contents", []):
+                    rel = obj["Key"][len(start) :]
+                    if not rel or rel.endswith("/") or posixpath.basename(rel).startswith("."):
+                        continue
+                    yield SourceFile(rel, int(obj["Size"]), str(obj.get("ETag", "")))
+        except Exception as exc:  # botocore raises many types; name the source
+            raise SourceError(f"cannot list {self.uri}: {exc}") from exc
+
+    def read_bytes(self, path: str) -> bytes:
+        response = self.client.get_object(Bucket=self.bucket, Key=self._key(path))
+        data: bytes = response["Body"].read()
+        return data
+
+    def exists(self, path: str) -> bool:
+        if not within_root(path):
+            return False
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(path))
+        except Exception:
+            return False
+        return True
+
+    def uri_for(self, path: str) -> str:
+        return f"s3://{self.bucket}/{self._key(path)}"
+
+    def local_path(self, path: str) -> Path | None:
+        return None
+
+    def contains(self, path: str) -> bool:
+        return within_root(path)
+
+
+def make_s3_client(endpoint_url: str | None = None) -> Any:
+    import boto3
+
+    endpoint = (
+        endpoint_url
+        or os.environ.get("VISIONLOOP_S3_ENDPOINT")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    return boto3.client("s3", endpoint_url=endpoint or None)
+
+
+def open_source(uri: str, s3_endpoint: str | None = None) -> LocalSource | S3Source:
+    """A source for a folder path or an ``s3://`` URI."""
+    if uri.startswith("s3://"):
+        return S3Source(uri, endpoint_url=s3_endpoint)
+    return LocalSource(uri)
+
+
+def fingerprint(source: DataSource) -> str:
+    """A hash of the listing (paths, sizes, change stamps): it changes when any file is
+    added, removed or modified, and is what makes ingestion re-run instead of hitting
+    the step cache."""
+    digest = hashlib.sha256(source.uri.encode())
+    for item in source.list_files():
+        digest.update(f"\n{item.path}\t{item.size}\t{item.stamp}".encode())
+    return digest.hexdigest()
