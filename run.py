@@ -1,8 +1,9 @@
 """visionloop's command line.
 
 Examples:
-    python run.py                       # the main job: local stack + metal-tags data set
+    python run.py                       # the main job: local stack, metal-tags data, training
     python run.py data --json           # the data pipeline; last line is a JSON summary
+    python run.py train --config configs/metal_tags.yaml
     python run.py data --source s3://raw-images/batch1 --format coco
     python run.py stack                 # what is active
     python run.py stack register local  # register (idempotent) and activate a stack
@@ -58,15 +59,21 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -> dict[str, Any]:
-    from pipelines.launch import run_data_pipeline
-    from stacks.bootstrap import ensure_stack
+def load(config_path: Path) -> Any:
     from visionloop.config import ConfigError, load_config
 
     try:
-        config = load_config(config_path)
+        return load_config(config_path)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -> tuple[dict[str, Any], str]:
+    """Run the data pipeline; return its summary and the data set artifact's id."""
+    from pipelines.launch import run_data_pipeline
+    from stacks.bootstrap import ensure_stack
+
+    config = load(config_path)
     for key, value in overrides.items():
         if value is not None:
             setattr(config.data, key, value)
@@ -82,7 +89,42 @@ def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -
         if isinstance(exc, (LabelFormatError, SourceError)):
             fail(str(exc))
         raise
-    return result.summary()
+    return result.summary(), result.artifact_id
+
+
+def run_train(config_path: Path, enable_cache: bool) -> dict[str, Any]:
+    """The data pipeline (cached when nothing changed), then the training pipeline on
+    the data set version it produced."""
+    from pipelines.launch import run_training_pipeline
+
+    data_summary, artifact_id = run_data(config_path, {}, enable_cache)
+    for line in data_lines(data_summary):
+        click.echo(line)
+    result = run_training_pipeline(load(config_path), artifact_id, enable_cache=enable_cache)
+    return {"data": data_summary, "training": result.summary()}
+
+
+def train_lines(summary: dict[str, Any]) -> list[str]:
+    t = summary["training"]
+    int8 = t["int8"]
+    return [
+        f"Model {t['model']} version {t['model_version']} (MLflow run {t['mlflow_run_id']}, "
+        f"registered version {t['mlflow_model_version']})",
+        f"  test split  mAP50 {t['test']['map50']:.4f}  mAP50-95 {t['test']['map50_95']:.4f}  "
+        f"({t['test']['images']} held-out images)",
+        f"  ONNX        mAP50 {t['onnx']['map50']:.4f}  parity {'ok' if t['parity_ok'] else 'FAILED'} {t['parity']}",
+        f"  INT8        {'kept' if int8 and int8['kept'] else 'not kept'}"
+        + (f", mAP50 {int8['map50']:.4f}" if int8 else ""),
+        f"  training    {t['train_seconds']:.0f} s; cached steps: {', '.join(t['cached_steps']) or 'none'}",
+        "  see it:     mlflow ui --backend-store-uri " + mlflow_uri(),
+    ]
+
+
+def mlflow_uri() -> str:
+    from zenml.client import Client
+
+    tracker: Any = Client().active_stack.experiment_tracker
+    return str(tracker.get_tracking_uri()) if tracker is not None else "(no experiment tracker)"
 
 
 def _has_active_stack() -> bool:
@@ -108,12 +150,13 @@ def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) ->
     """visionloop: a closed-loop MLOps system for computer vision on ZenML.
 
     With no command, runs the main job on the local stack: the data pipeline on the
-    bundled metal-tags set.
+    bundled metal-tags set, then the training pipeline (tune, train, evaluate on the
+    test split, export ONNX and INT8, register a model version).
     """
     if ctx.invoked_subcommand is not None:
         return
-    summary = run_data(config_path, {}, enable_cache=not no_cache)
-    emit({"job": "main", "data": summary}, as_json, data_lines(summary))
+    summary = run_train(config_path, enable_cache=not no_cache)
+    emit({"job": "main", **summary}, as_json, train_lines(summary))
 
 
 @cli.command()
@@ -164,8 +207,30 @@ def data(
         "group_pattern": group_pattern,
         "s3_endpoint": s3_endpoint,
     }
-    summary = run_data(config_path, overrides, enable_cache=not no_cache)
+    summary, _ = run_data(config_path, overrides, enable_cache=not no_cache)
     emit(summary, as_json, data_lines(summary))
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Use-case configuration (data, tune, train, export sections).",
+)
+@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@json_option
+def train(config_path: Path, no_cache: bool, as_json: bool) -> None:
+    """Run the data pipeline, then tune, train, evaluate, export and register a model.
+
+    \b
+    python run.py train
+    python run.py train --config configs/my_use_case.yaml --json
+    """
+    summary = run_train(config_path, enable_cache=not no_cache)
+    emit(summary, as_json, train_lines(summary))
 
 
 @cli.group(invoke_without_command=True)

@@ -13,7 +13,7 @@ from zenml.models import PipelineRunResponse
 
 from pipelines.data_pipeline import data_pipeline
 from visionloop import constants
-from visionloop.config import DataSettings
+from visionloop.config import REPO_ROOT, DataSettings, VisionloopConfig
 from visionloop.data.dataset import ImageDataset
 from visionloop.data.sources import fingerprint, open_source
 from visionloop.data.types import QuarantineReport
@@ -21,6 +21,7 @@ from visionloop.data.types import QuarantineReport
 
 @dataclass
 class DataRunResult:
+    artifact_id: str
     run: PipelineRunResponse
     dataset: ImageDataset
     report: QuarantineReport
@@ -75,9 +76,133 @@ def run_data_pipeline(settings: DataSettings, enable_cache: bool = True) -> Data
     )
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
-    run = run.get_hydrated_version() if hasattr(run, "get_hydrated_version") else run
+    run = run.get_hydrated_version()
     return DataRunResult(
+        artifact_id=str(run.steps["split_dataset"].outputs[constants.IMAGE_DATASET][0].id),
         run=run,
         dataset=output(run, "split_dataset", constants.IMAGE_DATASET),
         report=output(run, "check_images", constants.QUARANTINE_REPORT),
+    )
+
+
+@dataclass
+class TrainRunResult:
+    run: PipelineRunResponse
+    registration: Any
+    report: Any
+
+    @property
+    def cached_steps(self) -> list[str]:
+        return sorted(n for n, s in self.run.steps.items() if s.status.value == "cached")
+
+    def summary(self) -> dict[str, Any]:
+        r, reg = self.report, self.registration
+        return {
+            "pipeline": constants.TRAINING_PIPELINE,
+            "run": self.run.name,
+            "status": self.run.status.value,
+            "model": reg.model_name,
+            "model_version": reg.model_version,
+            "mlflow_run_id": reg.mlflow_run_id,
+            "mlflow_model_version": reg.mlflow_model_version,
+            "dataset_version_id": reg.dataset_version_id,
+            "test": {
+                "map50": round(r.test.map50, 4),
+                "map50_95": round(r.test.map50_95, 4),
+                "precision": round(r.test.precision, 4),
+                "recall": round(r.test.recall, 4),
+                "images": r.test.images,
+            },
+            "onnx": {"map50": round(r.onnx.map50, 4), "map50_95": round(r.onnx.map50_95, 4)},
+            "int8": (
+                {"map50": round(r.int8.map50, 4), "map50_95": round(r.int8.map50_95, 4), "kept": r.int8_kept}
+                if r.int8
+                else None
+            ),
+            "parity": r.parity,
+            "parity_ok": r.parity_ok,
+            "train_seconds": round(r.train_seconds, 1),
+            "cached_steps": self.cached_steps,
+        }
+
+
+def code_commit() -> str | None:
+    """The git commit of the working tree (with ``-dirty`` when it has changes)."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def run_training_pipeline(
+    config: VisionloopConfig, dataset_artifact_id: str, enable_cache: bool = True
+) -> TrainRunResult:
+    """Tune, train, evaluate, export and register a model for ``config`` on the data
+    set artifact ``dataset_artifact_id``; one ZenML model version per run."""
+    from zenml import Model
+
+    from pipelines.training_pipeline import training_pipeline
+    from visionloop.training.tuning import trial_params
+    from visionloop.training.types import TrainParams
+
+    t = config.train
+    base = TrainParams(
+        lr0=t.lr0,
+        augment=t.augment,
+        imgsz=t.imgsz,
+        epochs=t.epochs,
+        batch=t.batch,
+        optimizer=t.optimizer,
+        flipud=t.flipud,
+        patience=t.patience,
+        seed=t.seed,
+        device=t.device,
+        workers=t.workers,
+    )
+    tune = config.tune
+    trials = trial_params(
+        base, tune.space.lr0, tune.space.augment, tune.space.imgsz, tune.trials, tune.epochs, tune.seed
+    )
+    e = config.export
+    model = Model(
+        name=config.registered_model_name,
+        description=f"visionloop detector for {config.name}",
+        tags=["visionloop", config.name],
+    )
+    run = training_pipeline.with_options(enable_cache=enable_cache, model=model)(
+        dataset_artifact_id=dataset_artifact_id,
+        trials=[p.model_dump() for p in trials],
+        base_params=base.model_dump(),
+        weights=t.weights,
+        tune_subset=tune.subset,
+        opset=e.opset,
+        int8=e.int8,
+        calibration_images=e.calibration_images,
+        evaluation={
+            "parity_max_map50_diff": e.parity_max_map50_diff,
+            "parity_min_match_share": e.parity_min_match_share,
+            "int8_max_map50_drop": e.int8_max_map50_drop,
+            "device": t.device,
+        },
+        model_name=config.registered_model_name,
+        code_commit=code_commit(),
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    run = run.get_hydrated_version()
+    return TrainRunResult(
+        run=run,
+        registration=output(run, "register_model", "model_registration"),
+        report=output(run, "evaluate_model", constants.EVALUATION_REPORT),
     )

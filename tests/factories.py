@@ -45,3 +45,30 @@ def gt_csv_row(
 
 
 GT_HEADER = "source_ref,image_width,image_height,image_depth,annotations,event_time,labeling_job,status\n"
+
+
+def detection_set(
+    root: Path, n: int = 36, size: int = 160, seed: int = 0, classes: tuple[str, ...] = ("square",)
+) -> Path:
+    """A small, learnable YOLO-layout detection set: noisy backgrounds with one or two
+    solid squares (class 0) per image; every image is its own capture group."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    for i in range(n):
+        img = Image.new("RGB", (size, size), tuple(rng.randrange(60, 120) for _ in range(3)))
+        draw = ImageDraw.Draw(img)
+        for _ in range(40):
+            x, y = rng.randrange(size), rng.randrange(size)
+            draw.point((x, y), fill=tuple(rng.randrange(256) for _ in range(3)))
+        lines = []
+        for _ in range(rng.choice((1, 2))):
+            side = rng.randrange(size // 5, size // 3)
+            x, y = rng.randrange(0, size - side), rng.randrange(0, size - side)
+            draw.rectangle([x, y, x + side, y + side], fill=(240, 240, 30))
+            lines.append(
+                f"0 {(x + side / 2) / size:.6f} {(y + side / 2) / size:.6f} {side / size:.6f} {side / size:.6f}"
+            )
+        img.save(root / f"img_{i:03d}.jpg", quality=92)
+        (root / f"img_{i:03d}.txt").write_text("\n".join(lines) + "\n")
+    return root

@@ -47,9 +47,61 @@ class DataSettings(StrictModel):
     split: SplitSettings = Field(default_factory=SplitSettings)
 
 
+class SearchSpace(StrictModel):
+    """Values tried by tuning; each trial takes one value of each list."""
+
+    lr0: list[float] = Field(default_factory=lambda: [0.001, 0.002, 0.004])
+    augment: list[float] = Field(default_factory=lambda: [0.5, 1.0])
+    imgsz: list[int] = Field(default_factory=lambda: [416, 480])
+
+
+class TuneSettings(StrictModel):
+    trials: int = Field(2, ge=0, le=64)
+    epochs: int = Field(4, ge=1)
+    subset: float = Field(0.5, gt=0, le=1)
+    seed: int = 0
+    space: SearchSpace = Field(default_factory=SearchSpace)
+
+
+class TrainSettings(StrictModel):
+    """Full training. ``weights``: ``abd`` (the offline default checkpoint from the
+    ABD-model package), a local ``.pt`` path, or a model YAML such as ``yolov8n.yaml``
+    (from scratch). ``device``: ``cpu``, ``cuda:0``, ``mps``..."""
+
+    weights: str = "abd"
+    epochs: int = Field(25, ge=1)
+    imgsz: int = Field(480, ge=32)
+    batch: int = Field(8, ge=1)
+    lr0: float = Field(0.002, gt=0)
+    augment: float = Field(1.0, ge=0)
+    optimizer: str = "AdamW"
+    flipud: float = Field(0.5, ge=0, le=1)
+    patience: int = Field(100, ge=0)
+    device: str = "cpu"
+    workers: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class ExportSettings(StrictModel):
+    opset: int = Field(17, ge=11)
+    int8: bool = True
+    int8_max_map50_drop: float = Field(0.01, ge=0)
+    calibration_images: int = Field(48, ge=1)
+    parity_max_map50_diff: float = Field(0.02, ge=0)
+    parity_min_match_share: float = Field(0.9, ge=0, le=1)
+
+
 class VisionloopConfig(StrictModel):
     name: str
+    model_name: str | None = None
     data: DataSettings
+    tune: TuneSettings = Field(default_factory=TuneSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.model_name or f"{self.name}-detector"
 
 
 class ConfigError(ValueError):
@@ -69,6 +121,9 @@ def load_config(path: str | Path) -> VisionloopConfig:
     source = config.data.source
     if "://" not in source and not os.path.isabs(source):
         config.data.source = str((path.parent / source).resolve())
+    weights = config.train.weights
+    if weights.endswith(".pt") and not os.path.isabs(weights) and (path.parent / weights).exists():
+        config.train.weights = str((path.parent / weights).resolve())
     return config
 
 

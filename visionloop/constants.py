@@ -5,3 +5,11 @@ RAW_LISTING = "raw_listing"
 ACCEPTED_IMAGES = "accepted_images"
 QUARANTINE_REPORT = "quarantine_report"
 IMAGE_DATASET = "image_dataset"
+
+TRAINING_PIPELINE = "visionloop_training"
+EXPERIMENT_TRACKER = "visionloop-mlflow"  # every stack file registers its tracker under this name
+TUNING_RESULT = "tuning_result"
+MODEL_WEIGHTS = "model_weights"
+ONNX_MODEL = "onnx_model"
+ONNX_INT8_MODEL = "onnx_int8_model"
+EVALUATION_REPORT = "evaluation_report"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import io
 import random
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -49,7 +50,7 @@ def sample_grid(dataset: ImageDataset, n: int = 16, tile: int = 256, seed: int =
     return buf.getvalue()
 
 
-def _table(rows: list[list[object]], header: list[str]) -> str:
+def _table(rows: Sequence[Sequence[object]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows

@@ -147,8 +147,15 @@ class S3Source:
             raise SourceError(f"cannot list {self.uri}: {exc}") from exc
 
     def read_bytes(self, path: str) -> bytes:
-        response = self.client.get_object(Bucket=self.bucket, Key=self._key(path))
-        data: bytes = response["Body"].read()
+        """The object's bytes; any S3 failure is raised as ``OSError`` naming the URI,
+        so QA quarantines the image as ``unreadable`` instead of crashing."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(path))
+            data: bytes = response["Body"].read()
+        except SourceError:
+            raise
+        except Exception as exc:  # botocore's ClientError, connection errors, ...
+            raise OSError(f"cannot read {self.uri_for(path)}: {exc}") from exc
         return data
 
     def exists(self, path: str) -> bool:

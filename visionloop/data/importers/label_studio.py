@@ -36,7 +36,7 @@ def image_reference(url: str) -> str:
     if parsed.path.endswith("/data/local-files/") or "local-files" in parsed.path:
         d = parse_qs(parsed.query).get("d")
         if d:
-            return unquote(d[0])
+            return d[0]  # parse_qs has already percent-decoded it
     if parsed.scheme in ("s3", "gs"):
         return parsed.netloc + parsed.path
     return unquote(parsed.path)

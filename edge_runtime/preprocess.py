@@ -1,0 +1,122 @@
+"""Letterboxing, the same way ultralytics prepares an image for a fixed-size model.
+
+The image is scaled to fit ``height x width`` keeping its aspect ratio, centred, and
+padded with grey (114). The tensor is float32 RGB in [0, 1], laid out NCHW
+``(1, 3, height, width)``. ``Letterbox.to_original`` maps xyxy pixel boxes of the
+model's input back to the original image.
+
+The resize is bilinear without antialiasing and reproduces OpenCV's
+``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on uint8 images bit for bit
+(half-pixel centres, 11-bit fixed-point weights, the rounding of OpenCV's vectorised
+path), which is what ultralytics' ``LetterBox`` calls. Pillow's ``BILINEAR`` filter
+antialiases when it shrinks and would change the model's scores by a few percent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+PAD_VALUE = 114
+_COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
+_COEF_SCALE = np.float32(1 << _COEF_BITS)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    scale: float
+    pad_x: float
+    pad_y: float
+    width: int  # original image size
+    height: int
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        """(width, height) of the image inside the padding, rounded like ultralytics."""
+        return resized_size(self.width, self.height, self.scale)
+
+    def to_original(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes (n, 4) in input pixels -> xyxy float32 in original pixels, clipped.
+
+        Like ultralytics' ``scale_boxes``: each axis is divided by its own gain (the
+        rounded resized side over the original side), after removing the padding.
+        """
+        new_w, new_h = self.resized_size
+        gain_x, gain_y = new_w / self.width, new_h / self.height
+        out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / gain_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / gain_y
+        out[:, [0, 2]] = out[:, [0, 2]].clip(0, self.width)
+        out[:, [1, 3]] = out[:, [1, 3]].clip(0, self.height)
+        return out
+
+    def to_input(self, boxes: np.ndarray) -> np.ndarray:
+        """xyxy boxes (n, 4) in original pixels -> xyxy float32 in input pixels (inverse of ``to_original``)."""
+        new_w, new_h = self.resized_size
+        gain_x, gain_y = new_w / self.width, new_h / self.height
+        out = np.asarray(boxes, dtype=np.float32).reshape(-1, 4).copy()
+        out[:, [0, 2]] = out[:, [0, 2]] * gain_x + self.pad_x
+        out[:, [1, 3]] = out[:, [1, 3]] * gain_y + self.pad_y
+        return out
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def resized_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) scaled by ``scale``, Python-rounded, at least 1 pixel each (as ultralytics)."""
+    return max(int(round(width * scale)), 1), max(int(round(height * scale)), 1)
+
+
+def _linear_taps(
+    src: int, dst: int, clamp_weight: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and fixed-point weights of OpenCV's INTER_LINEAR along one axis.
+
+    OpenCV clamps the weight to the edge pixel horizontally but only the row index
+    vertically (``clamp_weight`` False), and both matter for the last bit.
+    """
+    scale = src / dst
+    pos = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
+    idx = np.floor(pos).astype(np.int64)
+    frac = (pos - idx.astype(np.float32)).astype(np.float32)
+    if clamp_weight:
+        low, high = idx < 0, idx >= src - 1
+        frac[low | high] = 0
+        idx[low] = 0
+        idx[high] = src - 1
+    i0, i1 = np.clip(idx, 0, src - 1), np.clip(idx + 1, 0, src - 1)
+    w0 = np.rint((np.float32(1) - frac) * _COEF_SCALE).astype(np.int32)
+    w1 = np.rint(frac * _COEF_SCALE).astype(np.int32)
+    return i0, i1, w0, w1
+
+
+def resize_bilinear(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 (h, w, c) -> uint8 (height, width, c), equal to ``cv2.resize(pixels, (width, height))``."""
+    src_h, src_w = pixels.shape[:2]
+    x0, x1, a0, a1 = _linear_taps(src_w, width, clamp_weight=True)
+    y0, y1, b0, b1 = _linear_taps(src_h, height, clamp_weight=False)
+    src = pixels.astype(np.int32)
+    rows = src[:, x0] * a0[None, :, None] + src[:, x1] * a1[None, :, None]  # weights sum to 2**11
+    r0, r1 = rows[y0] >> 4, rows[y1] >> 4
+    out = ((r0 * b0[:, None, None]) >> 16) + ((r1 * b1[:, None, None]) >> 16)
+    return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
+
+
+def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, Letterbox]:
+    """(tensor (1, 3, height, width) float32 RGB in [0, 1], the letterbox geometry)."""
+    pixels = np.asarray(to_rgb(image), dtype=np.uint8)
+    h0, w0 = pixels.shape[:2]
+    r = min(height / h0, width / w0)
+    new_w, new_h = resized_size(w0, h0, r)
+    if (new_w, new_h) != (w0, h0):
+        pixels = resize_bilinear(pixels, new_w, new_h)
+    dw, dh = (width - new_w) / 2, (height - new_h) / 2
+    top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
+    canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
+    canvas[top : top + new_h, left : left + new_w] = pixels
+    tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0)
+    return np.ascontiguousarray(tensor), Letterbox(r, left, top, w0, h0)

@@ -1,0 +1,1 @@
+"""Training, evaluation, export and quantization of YOLO models (ultralytics)."""
