@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--skip-full", action="store_true", help="skip the full pipeline (tuning + INT8)")
     args = parser.parse_args()
@@ -42,10 +44,9 @@ def main() -> None:
     from stacks.bootstrap import ensure_stack, quiet_zenml_env
 
     quiet_zenml_env()
-    from pipelines.launch import run_data_pipeline, run_training_pipeline
+    from pipelines.launch import base_params, run_data_pipeline, run_training_pipeline
     from visionloop.config import load_config
     from visionloop.training import yolo
-    from visionloop.training.types import TrainParams
     from visionloop.training.workspace import yolo_workspace
 
     ensure_stack("local")
@@ -53,11 +54,12 @@ def main() -> None:
     config.train.epochs = args.epochs
     data = run_data_pipeline(config.data)
     t = config.train
-    params = TrainParams(lr0=t.lr0, augment=t.augment, imgsz=t.imgsz, epochs=t.epochs, batch=t.batch,
-                         optimizer=t.optimizer, flipud=t.flipud, patience=t.patience, seed=t.seed,
-                         device=t.device, workers=t.workers)
-    results: dict[str, object] = {"epochs": args.epochs, "cores": os.cpu_count(),
-                                  "dataset_version_id": data.dataset.version_id}
+    params = base_params(config)
+    results: dict[str, object] = {
+        "epochs": args.epochs,
+        "cores": os.cpu_count(),
+        "dataset_version_id": data.dataset.version_id,
+    }
 
     start = time.perf_counter()
     with yolo_workspace(data.dataset, prefix="visionloop-plain-") as (data_yaml, tmp):

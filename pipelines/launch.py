@@ -145,6 +145,13 @@ def code_commit() -> str | None:
     return f"{sha}-dirty" if dirty else sha
 
 
+def base_params(config: VisionloopConfig) -> Any:
+    """The configured training parameters (``train`` section) as ``TrainParams``."""
+    from visionloop.training.types import TrainParams
+
+    return TrainParams(**config.train.model_dump(exclude={"weights"}))
+
+
 def run_training_pipeline(
     config: VisionloopConfig, dataset_artifact_id: str, enable_cache: bool = True
 ) -> TrainRunResult:
@@ -154,22 +161,9 @@ def run_training_pipeline(
 
     from pipelines.training_pipeline import training_pipeline
     from visionloop.training.tuning import trial_params
-    from visionloop.training.types import TrainParams
 
     t = config.train
-    base = TrainParams(
-        lr0=t.lr0,
-        augment=t.augment,
-        imgsz=t.imgsz,
-        epochs=t.epochs,
-        batch=t.batch,
-        optimizer=t.optimizer,
-        flipud=t.flipud,
-        patience=t.patience,
-        seed=t.seed,
-        device=t.device,
-        workers=t.workers,
-    )
+    base = base_params(config)
     tune = config.tune
     trials = trial_params(
         base, tune.space.lr0, tune.space.augment, tune.space.imgsz, tune.trials, tune.epochs, tune.seed

@@ -18,7 +18,7 @@ from visionloop.config import DataSettings, QASettings, load_config
 @pytest.fixture(scope="module")
 def metal_tags_runs(zenml_stack):
     settings = load_config(REPO_ROOT / "configs" / "metal_tags.yaml").data
-    return run_data_pipeline(settings), run_data_pipeline(settings)
+    return run_data_pipeline(settings, enable_cache=False), run_data_pipeline(settings)
 
 
 def test_metal_tags_dataset_version(metal_tags_runs):

@@ -158,3 +158,15 @@ def test_facts_cache_skips_decoding_unchanged_files(bad_folder, tmp_path):
     second_decoded, second = once()
     assert first_decoded > 20 and second_decoded == 0
     assert first == second
+
+
+def test_not_an_image_even_after_ultralytics_patched_pillow():
+    """ultralytics replaces PIL.Image.open with a wrapper that reaches for a HEIF plugin
+    on unidentified bytes; QA must still call such bytes not_an_image."""
+    from visionloop.data.qa import decode_facts
+    from visionloop.training.offline import prepare_ultralytics
+
+    prepare_ultralytics()
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch)
+
+    assert decode_facts(b"plain text, not pixels\n" * 8, 10**8)["rule"] == "not_an_image"

@@ -199,4 +199,10 @@ def test_errors_name_the_file(float_onnx: Path, images, tmp_path: Path) -> None:
     not_onnx.write_bytes(b"not a model")
     with pytest.raises(QuantizationError, match=re.escape(str(not_onnx))):
         quantize_int8(not_onnx, tmp_path / "out.onnx", images)
+    dynamic = tmp_path / "dynamic.onnx"
+    model = onnx.load(str(float_onnx))
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "height"
+    onnx.save(model, str(dynamic))
+    with pytest.raises(QuantizationError, match=re.escape(str(dynamic)) + ".*dynamic=False"):
+        quantize_int8(dynamic, tmp_path / "out.onnx", images)
     assert not (tmp_path / "out.onnx").exists()

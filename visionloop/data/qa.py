@@ -22,6 +22,7 @@ import hashlib
 import io
 import math
 import posixpath
+import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
@@ -67,7 +68,22 @@ RULES: dict[str, str] = {
 
 KEEP_MODES = frozenset({"RGB", "L"})
 NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
+              "GIF": ".gif"}
+# Only these decoders ever see untrusted bytes: anything else is "not an image", whatever
+# other Pillow plugins a library (ultralytics registers a HEIF opener) has added.
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")  # JPEG also opens MPO files
+Image.init()  # registers every bundled plugin, so that FORMATS can name them
+
+
+def pillow_open(data: bytes) -> Image.Image:
+    """``PIL.Image.open`` as Pillow ships it, restricted to ``FORMATS``. ultralytics
+    replaces ``Image.open`` process-wide with a wrapper that, on bytes it cannot
+    identify, tries to install and import a HEIF plugin; QA must not do that."""
+    patches = sys.modules.get("ultralytics.utils.patches")
+    opener = getattr(patches, "_image_open", Image.open) if patches is not None else Image.open
+    image: Image.Image = opener(io.BytesIO(data), formats=FORMATS)
+    return image
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,7 @@ def decode_facts(data: bytes, max_pixels: int) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = pillow_open(data)
             facts: dict[str, Any] = {
                 "format": img.format,
                 "mode": img.mode,
@@ -174,7 +190,7 @@ def check_boxes(
 
 def transformed_bytes(data: bytes, orientation: int) -> tuple[bytes, Image.Image]:
     """Upright RGB/L pixels of ``data``, re-encoded losslessly as PNG."""
-    img: Image.Image = Image.open(io.BytesIO(data))
+    img = pillow_open(data)
     if orientation != 1:
         img = ImageOps.exif_transpose(img)
     if img.mode not in KEEP_MODES:

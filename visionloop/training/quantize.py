@@ -257,8 +257,11 @@ def quantize_int8(
             model = onnx.load(str(source))
         except Exception as exc:
             raise QuantizationError(f"{float_model} is not a readable ONNX model: {exc}") from exc
-        name, height, width = model_input(model)
-        excluded = head_decode_nodes(model) if exclude_head else []
+        try:
+            name, height, width = model_input(model)
+            excluded = head_decode_nodes(model) if exclude_head else []
+        except QuantizationError as exc:
+            raise QuantizationError(f"{float_model}: {exc}") from exc
         quantize_static(
             model,
             str(out_path),

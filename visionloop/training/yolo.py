@@ -175,9 +175,7 @@ def predict_arrays(
     for image in images:
         (r,) = model.predict(image, imgsz=imgsz, conf=conf, iou=iou, device=device, verbose=False)
         boxes: Any = r.boxes  # type: ignore[union-attr]
-        out.append(
-            (boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy().astype(int))
-        )
+        out.append((boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy().astype(int)))
     return out
 
 
