@@ -27,6 +27,20 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "metal_tags.yaml"
 FORMATS = ["auto", "yolo", "coco", "label-studio", "ground-truth", "none"]
 ENVIRONMENTS = sorted(p.stem for p in (REPO_ROOT / "stacks").glob("*.yaml"))
 
+no_cache_option = click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+
+
+def config_option(help_text: str) -> Any:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        help=help_text,
+    )
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print a one-line JSON summary as the last line."
 )
@@ -135,15 +149,8 @@ def _has_active_stack() -> bool:
 
 
 @click.group(invoke_without_command=True)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Use-case configuration for the main job.",
-)
-@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@config_option("Use-case configuration for the main job.")
+@no_cache_option
 @json_option
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) -> None:
@@ -180,8 +187,13 @@ def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) ->
     "--group-pattern",
     help="Regex on the file name; its 'group' (or first) group is the capture group kept in one split.",
 )
+@click.option(
+    "--group-field",
+    help="A label field (CSV column, COCO image key, Label Studio data key) "
+    "naming the capture group, instead of --group-pattern.",
+)
 @click.option("--s3-endpoint", help="S3 API endpoint, e.g. http://127.0.0.1:5000 for a local server.")
-@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@no_cache_option
 @json_option
 def data(
     config_path: Path,
@@ -189,6 +201,7 @@ def data(
     label_format: str | None,
     class_names: str | None,
     group_pattern: str | None,
+    group_field: str | None,
     s3_endpoint: str | None,
     no_cache: bool,
     as_json: bool,
@@ -205,6 +218,7 @@ def data(
         "format": label_format,
         "class_names": names,
         "group_pattern": group_pattern,
+        "group_field": group_field,
         "s3_endpoint": s3_endpoint,
     }
     summary, _ = run_data(config_path, overrides, enable_cache=not no_cache)
@@ -212,15 +226,8 @@ def data(
 
 
 @cli.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Use-case configuration (data, tune, train, export sections).",
-)
-@click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
+@config_option("Use-case configuration (data, tune, train, export sections).")
+@no_cache_option
 @json_option
 def train(config_path: Path, no_cache: bool, as_json: bool) -> None:
     """Run the data pipeline, then tune, train, evaluate, export and register a model.

@@ -17,6 +17,7 @@ def data_pipeline(
     label_format: str = "auto",
     class_names: list[str] | None = None,
     group_pattern: str | None = None,
+    group_field: str | None = None,
     s3_endpoint: str | None = None,
     qa_settings: dict[str, Any] | None = None,
     split_settings: dict[str, Any] | None = None,
@@ -27,6 +28,7 @@ def data_pipeline(
         label_format=label_format,
         class_names=class_names,
         group_pattern=group_pattern,
+        group_field=group_field,
         s3_endpoint=s3_endpoint,
     )
     accepted, _report = check_images(listing, qa_settings=qa_settings, s3_endpoint=s3_endpoint)

@@ -19,6 +19,11 @@ from visionloop.data.sources import fingerprint, open_source
 from visionloop.data.types import QuarantineReport
 
 
+def cached_steps(run: PipelineRunResponse) -> list[str]:
+    """Names of the steps of ``run`` that were taken from the cache."""
+    return sorted(n for n, s in run.steps.items() if s.status.value == "cached")
+
+
 @dataclass
 class DataRunResult:
     artifact_id: str
@@ -28,7 +33,7 @@ class DataRunResult:
 
     @property
     def cached_steps(self) -> list[str]:
-        return sorted(n for n, s in self.run.steps.items() if s.status.value == "cached")
+        return cached_steps(self.run)
 
     def summary(self) -> dict[str, Any]:
         stats = self.dataset.stats()
@@ -70,6 +75,7 @@ def run_data_pipeline(settings: DataSettings, enable_cache: bool = True) -> Data
         label_format=settings.format,
         class_names=settings.class_names,
         group_pattern=settings.group_pattern,
+        group_field=settings.group_field,
         s3_endpoint=settings.s3_endpoint,
         qa_settings=settings.qa.model_dump(),
         split_settings=settings.split.model_dump(),
@@ -93,7 +99,7 @@ class TrainRunResult:
 
     @property
     def cached_steps(self) -> list[str]:
-        return sorted(n for n, s in self.run.steps.items() if s.status.value == "cached")
+        return cached_steps(self.run)
 
     def summary(self) -> dict[str, Any]:
         r, reg = self.report, self.registration

@@ -42,6 +42,7 @@ class DataSettings(StrictModel):
     format: Literal["auto", "yolo", "coco", "label-studio", "ground-truth", "none"] = "auto"
     class_names: list[str] | None = None
     group_pattern: str | None = None
+    group_field: str | None = None  # a CSV column, COCO image key or Label Studio data key
     s3_endpoint: str | None = None
     qa: QASettings = Field(default_factory=QASettings)
     split: SplitSettings = Field(default_factory=SplitSettings)

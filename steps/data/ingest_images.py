@@ -29,6 +29,7 @@ def ingest_images(
     label_format: str = "auto",
     class_names: list[str] | None = None,
     group_pattern: str | None = None,
+    group_field: str | None = None,
     s3_endpoint: str | None = None,
 ) -> Annotated[ingest.Ingested, constants.RAW_LISTING]:
     """Find image candidates in ``source`` and attach their labels and capture groups.
@@ -36,7 +37,9 @@ def ingest_images(
     ``source_fingerprint`` (a hash of the listing, see ``sources.fingerprint``) is part
     of the cache key: the step re-runs exactly when a file was added, removed or changed.
     """
-    found = ingest.ingest(open_source(source, s3_endpoint), label_format, class_names, group_pattern)
+    found = ingest.ingest(
+        open_source(source, s3_endpoint), label_format, class_names, group_pattern, group_field
+    )
     labeled = sum(c.labels.status == "labeled" for c in found.candidates)
     logger.info(
         "Ingested %d candidates from %s (%s labels: %d labelled, %d unlabeled; %d other files ignored)",

@@ -87,3 +87,16 @@ def test_rare_class_is_stratified_into_every_split():
 def test_fractions_must_sum_to_one():
     with pytest.raises(ValueError, match="sum to 1"):
         SplitConfig(train=0.8, val=0.3, test=0.1)
+
+
+def test_group_from_a_label_field(tmp_path):
+    """A Ground Truth CSV column can name the capture group instead of a file-name regex."""
+    from tests.factories import GT_HEADER, write_image
+
+    rows = []
+    for i in range(6):
+        write_image(tmp_path / "imgs" / f"shot{i}.jpg", seed=i)
+        rows.append(f"s3://b/imgs/shot{i}.jpg,96,64,3,[],1.0,job,APPROVED,camera-{i % 2}\n")
+    (tmp_path / "labels.csv").write_text(GT_HEADER.rstrip("\n") + ",rig\n" + "".join(rows))
+    found = ingest(LocalSource(tmp_path), "ground-truth", ["x"], group_field="rig")
+    assert sorted({c.group for c in found.candidates}) == ["camera-0", "camera-1"]

@@ -36,8 +36,20 @@ class DatasetManifest(BaseModel):
 
 def canonical_row(r: ImageRecord) -> list[Any]:
     boxes = [[b.class_id, round(b.x1, 3), round(b.y1, 3), round(b.x2, 3), round(b.y2, 3)] for b in r.boxes]
-    return [r.sha256, r.path, r.width, r.height, r.status.value, boxes, r.group, r.split,
-            r.labeling_job, r.ext, r.source_sha256, r.converted_from]
+    return [
+        r.sha256,
+        r.path,
+        r.width,
+        r.height,
+        r.status.value,
+        boxes,
+        r.group,
+        r.split,
+        r.labeling_job,
+        r.ext,
+        r.source_sha256,
+        r.converted_from,
+    ]
 
 
 def manifest_version_id(manifest: DatasetManifest) -> str:

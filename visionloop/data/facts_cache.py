@@ -35,6 +35,16 @@ class FactsCache:
         row = self.db.execute("SELECT sha256 FROM files WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
+    def lookup(self, key: str) -> tuple[str, dict[str, Any] | None] | None:
+        """(sha256, facts) of a listing entry in one query; facts None when stale."""
+        row = self.db.execute(
+            "SELECT f.sha256, x.facts FROM files f LEFT JOIN facts x USING (sha256) WHERE f.key = ?", (key,)
+        ).fetchone()
+        if not row:
+            return None
+        facts = json.loads(row[1]) if row[1] else None
+        return row[0], (facts if facts and facts.get("v") == self.VERSION else None)
+
     def get(self, sha256: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT facts FROM facts WHERE sha256 = ?", (sha256,)).fetchone()
         if not row:

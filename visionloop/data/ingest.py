@@ -82,6 +82,7 @@ def ingest(
     fmt: str = "auto",
     class_names: list[str] | None = None,
     group_pattern: str | None = None,
+    group_field: str | None = None,
 ) -> Ingested:
     """List ``source``, import its labels and return the candidates for QA.
 
@@ -92,7 +93,7 @@ def ingest(
     sizes = {f.path: f.size for f in files}
     stamps = {f.path: f.stamp for f in files}
     images, others = split_listing(source, files)
-    index = import_labels(source, [f.path for f in files], images, fmt, class_names)
+    index = import_labels(source, [f.path for f in files], images, fmt, class_names, group_field)
     pattern = re.compile(group_pattern) if group_pattern else None
     out = Ingested(source_uri=source.uri, format=index.format, class_names=index.class_names)
     for path in images:

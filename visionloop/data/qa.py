@@ -24,8 +24,9 @@ import math
 import posixpath
 import sys
 import warnings
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,10 +67,18 @@ RULES: dict[str, str] = {
     "duplicate": "the same image bytes with the same labels appeared earlier; kept once",
 }
 
+MAX_PENDING_WRITES = 32
 KEEP_MODES = frozenset({"RGB", "L"})
 NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
-EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp",
-              "GIF": ".gif"}
+EXTENSIONS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+    "WEBP": ".webp",
+    "GIF": ".gif",
+}
 # Only these decoders ever see untrusted bytes: anything else is "not an image", whatever
 # other Pillow plugins a library (ultralytics registers a HEIF opener) has added.
 FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")  # JPEG also opens MPO files
@@ -216,6 +225,27 @@ class QARunner:
         self.cache = cache or FactsCache(None)
         self.stats: dict[str, Any] = {"converted": defaultdict(int), "exif_rotated": 0, "clipped": 0}
         self.decoded = 0
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+
+    def _put(self, sha256: str, ext: str, data: bytes) -> None:
+        """Store a blob on a writer thread (file I/O releases the GIL, so it overlaps
+        with decoding the next image); at most ``MAX_PENDING_WRITES`` wait in memory."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visionloop-blob-writer")
+        self._pending.append(self._writer.submit(self.blobs.put, sha256, ext, data))
+        while len(self._pending) > MAX_PENDING_WRITES:
+            self._pending.popleft().result()
+
+    def _drain(self) -> None:
+        """Wait for every pending write; re-raise the first failure."""
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
 
     def _read(self, cand: Candidate) -> bytes:
         local = self.source.local_path(cand.path)
@@ -230,8 +260,8 @@ class QARunner:
     def _facts(self, cand: Candidate) -> tuple[str, dict[str, Any], bytes | None]:
         """(sha256, facts, bytes or None when everything came from the cache)."""
         file_key = f"{cand.source_uri}|{cand.size}|{cand.stamp}" if cand.stamp else None
-        sha = self.cache.file_sha(file_key) if file_key else None
-        facts = self.cache.get(sha) if sha else None
+        known = self.cache.lookup(file_key) if file_key else None
+        sha, facts = known if known else (None, None)
         ext = posixpath.splitext(cand.path)[1].lower()
         if sha and facts and self.blobs.has(sha, facts.get("ext", ext)):
             if facts.get("decoded") or facts.get("rule") or not self._needs_decode(facts):
@@ -246,7 +276,7 @@ class QARunner:
             self.decoded += 1
             facts["ext"] = EXTENSIONS.get(facts.get("format") or "", ext or ".bin")
         self.cache.put(sha, facts, file_key)
-        self.blobs.put(sha, facts["ext"], data)
+        self._put(sha, facts["ext"], data)
         return sha, facts, data
 
     def _needs_decode(self, facts: dict[str, Any]) -> bool:
@@ -287,8 +317,15 @@ class QARunner:
             raise Rejected("exif_orientation", f"EXIF orientation {orientation} (policy: reject)")
         boxes, clipped = check_boxes(cand, w, h, len(self.class_names), cfg)
         record = ImageRecord(
-            sha256=sha, path=cand.path, width=w, height=h, status=cand.labels.status,
-            boxes=boxes, source=cand.source_uri, group=cand.group, ext=facts["ext"],
+            sha256=sha,
+            path=cand.path,
+            width=w,
+            height=h,
+            status=cand.labels.status,
+            boxes=boxes,
+            source=cand.source_uri,
+            group=cand.group,
+            ext=facts["ext"],
             labeling_job=cand.labels.labeling_job,
         )
         if orientation == 1 and mode in KEEP_MODES:
@@ -297,8 +334,13 @@ class QARunner:
         return self._transform(record, facts, data, orientation, mode, clipped)
 
     def _transform(
-        self, record: ImageRecord, facts: dict[str, Any], data: bytes | None,
-        orientation: int, mode: str, clipped: int,
+        self,
+        record: ImageRecord,
+        facts: dict[str, Any],
+        data: bytes | None,
+        orientation: int,
+        mode: str,
+        clipped: int,
     ) -> ImageRecord:
         key = f"derived-{orientation}"
         derived = facts.get(key)
@@ -315,28 +357,51 @@ class QARunner:
         if mode not in KEEP_MODES:
             self.stats["converted"][mode] += 1
         self.stats["clipped"] += clipped
-        return record.model_copy(update={
-            "sha256": derived["sha256"], "source_sha256": record.sha256, "ext": ".png",
-            "width": derived["width"], "height": derived["height"], "boxes": boxes,
-            "converted_from": mode if mode not in KEEP_MODES else None,
-        })
+        return record.model_copy(
+            update={
+                "sha256": derived["sha256"],
+                "source_sha256": record.sha256,
+                "ext": ".png",
+                "width": derived["width"],
+                "height": derived["height"],
+                "boxes": boxes,
+                "converted_from": mode if mode not in KEEP_MODES else None,
+            }
+        )
 
-    def run(self, candidates: Iterable[Candidate], source_label: str) -> tuple[list[ImageRecord], QuarantineReport]:
+    def run(
+        self, candidates: Iterable[Candidate], source_label: str
+    ) -> tuple[list[ImageRecord], QuarantineReport]:
         records: list[ImageRecord] = []
         entries: list[QuarantineEntry] = []
         total = 0
-        for cand in candidates:
-            total += 1
-            try:
-                records.append(self.check(cand))
-            except Rejected as rej:
-                entries.append(QuarantineEntry(path=cand.path, source_uri=cand.source_uri, rule=rej.rule, reason=rej.reason, sha256=rej.sha256))
+        try:
+            for cand in candidates:
+                total += 1
+                try:
+                    records.append(self.check(cand))
+                except Rejected as rej:
+                    entries.append(
+                        QuarantineEntry(
+                            path=cand.path,
+                            source_uri=cand.source_uri,
+                            rule=rej.rule,
+                            reason=rej.reason,
+                            sha256=rej.sha256,
+                        )
+                    )
+        finally:
+            self._drain()
         self.cache.commit()
         records, dup_entries = resolve_duplicates(records)
         entries.extend(dup_entries)
         report = QuarantineReport(
-            source=source_label, total=total, accepted=len(records), entries=entries,
-            converted=dict(self.stats["converted"]), exif_rotated=self.stats["exif_rotated"],
+            source=source_label,
+            total=total,
+            accepted=len(records),
+            entries=entries,
+            converted=dict(self.stats["converted"]),
+            exif_rotated=self.stats["exif_rotated"],
             boxes_clipped=self.stats["clipped"],
         )
         report.check_reconciles()
@@ -344,7 +409,9 @@ class QARunner:
 
 
 def _label_key(record: ImageRecord) -> tuple[Any, ...]:
-    boxes = sorted((b.class_id, round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)) for b in record.boxes)
+    boxes = sorted(
+        (b.class_id, round(b.x1, 1), round(b.y1, 1), round(b.x2, 1), round(b.y2, 1)) for b in record.boxes
+    )
     return (record.status.value, tuple(boxes))
 
 
@@ -362,17 +429,27 @@ def resolve_duplicates(records: list[ImageRecord]) -> tuple[list[ImageRecord], l
         if len(keys) > 1:
             paths = ", ".join(r.path for r in copies)
             for r in copies:
-                entries.append(QuarantineEntry(
-                    path=r.path, source_uri=r.source, rule="conflicting_duplicate", sha256=r.sha256,
-                    reason=f"the same bytes appear as {paths} with {len(keys)} different label sets",
-                ))
+                entries.append(
+                    QuarantineEntry(
+                        path=r.path,
+                        source_uri=r.source,
+                        rule="conflicting_duplicate",
+                        sha256=r.sha256,
+                        reason=f"the same bytes appear as {paths} with {len(keys)} different label sets",
+                    )
+                )
             continue
         keep = labeled[0] if labeled else copies[0]
         kept.append(keep)
         for r in copies:
             if r is not keep:
-                entries.append(QuarantineEntry(
-                    path=r.path, source_uri=r.source, rule="duplicate", sha256=r.sha256,
-                    reason=f"same bytes as {keep.path} and no conflicting labels; kept once",
-                ))
+                entries.append(
+                    QuarantineEntry(
+                        path=r.path,
+                        source_uri=r.source,
+                        rule="duplicate",
+                        sha256=r.sha256,
+                        reason=f"same bytes as {keep.path} and no conflicting labels; kept once",
+                    )
+                )
     return kept, entries

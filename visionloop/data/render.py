@@ -40,7 +40,9 @@ def sample_grid(dataset: ImageDataset, n: int = 16, tile: int = 256, seed: int =
         for b in r.boxes:
             color = PALETTE[b.class_id % len(PALETTE)]
             draw.rectangle([b.x1 * scale, b.y1 * scale, b.x2 * scale, b.y2 * scale], outline=color, width=2)
-            name = dataset.class_names[b.class_id] if b.class_id < len(dataset.class_names) else str(b.class_id)
+            name = (
+                dataset.class_names[b.class_id] if b.class_id < len(dataset.class_names) else str(b.class_id)
+            )
             draw.text((b.x1 * scale + 2, b.y1 * scale + 1), name, fill=color, font=font)
         caption = f"{r.split or 'unlabeled'} | {len(r.boxes)} box(es)" if r.labeled else "unlabeled"
         draw.text((3, img.height - 12), caption, fill="yellow", font=font)
@@ -52,9 +54,7 @@ def sample_grid(dataset: ImageDataset, n: int = 16, tile: int = 256, seed: int =
 
 def _table(rows: Sequence[Sequence[object]], header: list[str]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -77,12 +77,19 @@ def quarantine_html(report: QuarantineReport) -> str:
         f"boxes clipped within tolerance: {report.boxes_clipped}; files ignored: {len(report.ignored)}</p>",
         "<h3>Quarantined by rule</h3>",
         _table([[rule, n, RULES.get(rule, "")] for rule, n in counts.items()], ["rule", "count", "meaning"])
-        if counts else "<p>Nothing quarantined.</p>",
+        if counts
+        else "<p>Nothing quarantined.</p>",
         "<h3>Quarantined files</h3>",
-        _table([[e.path, e.rule, e.reason, (e.sha256 or "")[:12]] for e in report.entries],
-               ["file", "rule", "reason", "sha256"]) if report.entries else "",
+        _table(
+            [[e.path, e.rule, e.reason, (e.sha256 or "")[:12]] for e in report.entries],
+            ["file", "rule", "reason", "sha256"],
+        )
+        if report.entries
+        else "",
         "<h3>Ignored files (not images, not labels)</h3>",
-        _table([[i.path, i.reason] for i in report.ignored], ["file", "reason"]) if report.ignored else "<p>None.</p>",
+        _table([[i.path, i.reason] for i in report.ignored], ["file", "reason"])
+        if report.ignored
+        else "<p>None.</p>",
     ]
     return "<html><body>" + "".join(parts) + "</body></html>"
 
@@ -95,13 +102,16 @@ def dataset_html(dataset: ImageDataset) -> str:
         for name, per in stats["boxes_per_class"].items()
     ]
     return (
-        "<html><body>" + STYLE
+        "<html><body>"
+        + STYLE
         + f"<h2>Image data set {html.escape(dataset.manifest.name)} {dataset.short_id}</h2>"
         + f"<p>version id <code>{dataset.version_id}</code><br>source {html.escape(dataset.manifest.source)} "
         + f"({html.escape(dataset.manifest.label_format)})<br>{stats['images']} images in {stats['groups']} groups, "
         + f"{stats['labeled']} labelled, {stats['unlabeled']} unlabeled; {stats['boxes']} boxes "
         + f"({stats['boxes_per_image_mean']} per labelled image, max {stats['boxes_per_image_max']})</p>"
-        + "<h3>Images per split</h3>" + _table(splits, ["split", "images"])
-        + "<h3>Boxes per class</h3>" + _table(classes, ["class", "train", "val", "test"])
+        + "<h3>Images per split</h3>"
+        + _table(splits, ["split", "images"])
+        + "<h3>Boxes per class</h3>"
+        + _table(classes, ["class", "train", "val", "test"])
         + "</body></html>"
     )

@@ -67,10 +67,15 @@ class LocalSource:
         if not self.root.is_dir():
             raise SourceError(f"data source {root} is not a folder (resolved: {self.root})")
         self.uri = str(self.root)
+        self._last: tuple[str, Path | None] = ("", None)
 
     def list_files(self) -> Iterator[SourceFile]:
+        """Files under the root in sorted order, hidden ones skipped; symlinked folders
+        are not descended into."""
+        prefix_len = len(str(self.root)) + 1
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel_dir = dirpath[prefix_len:].replace(os.sep, "/")
             for name in sorted(filenames):
                 if name.startswith("."):
                     continue
@@ -79,17 +84,32 @@ class LocalSource:
                     st = os.stat(full)
                 except OSError:  # a dangling symlink: still listed, QA reports it
                     st = os.lstat(full)
-                rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+                rel = f"{rel_dir}/{name}" if rel_dir else name
                 yield SourceFile(rel, st.st_size, f"{st.st_size}:{st.st_mtime_ns}")
 
     def local_path(self, path: str) -> Path | None:
-        """The real path of ``path``, or None when it (or a symlink in it) escapes."""
+        """The real path of ``path``, or None when it (or a symlink in it) escapes.
+
+        Components are checked with one ``lstat`` each; only a path that goes through a
+        symlink is resolved in full. The last answer is remembered (QA asks twice)."""
+        if self._last[0] == path:
+            return self._last[1]
+        result = self._local_path(path)
+        self._last = (path, result)
+        return result
+
+    def _local_path(self, path: str) -> Path | None:
         if not within_root(path):
             return None
-        real = (self.root / path).resolve()
-        if real != self.root and self.root not in real.parents:
-            return None
-        return real
+        current = str(self.root)
+        for part in posixpath.normpath(path).split("/"):
+            current = os.path.join(current, part)
+            if os.path.islink(current):
+                real = Path(os.path.join(str(self.root), path)).resolve()
+                if real != self.root and self.root not in real.parents:
+                    return None
+                return real
+        return Path(current)
 
     def contains(self, path: str) -> bool:
         return self.local_path(path) is not None
@@ -180,11 +200,7 @@ class S3Source:
 def make_s3_client(endpoint_url: str | None = None) -> Any:
     import boto3
 
-    endpoint = (
-        endpoint_url
-        or os.environ.get("VISIONLOOP_S3_ENDPOINT")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    endpoint = endpoint_url or os.environ.get("VISIONLOOP_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
     return boto3.client("s3", endpoint_url=endpoint or None)
 
 

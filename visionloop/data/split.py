@@ -68,13 +68,11 @@ def assign_splits(records: list[ImageRecord], config: SplitConfig | None = None)
         total = sum(sizes[g] for g in groups)
         have = dict.fromkeys(SPLITS, 0)
         for group in groups:
+
             def deficit(split: str) -> float:
                 return config.fraction(split) * total - have[split]
 
             best = max((s for s in SPLITS if config.fraction(s) > 0), key=deficit)
             assignment[group] = best
             have[best] += sizes[group]
-    return [
-        r.model_copy(update={"split": assignment[r.group] if r.labeled else None})
-        for r in records
-    ]
+    return [r.model_copy(update={"split": assignment[r.group] if r.labeled else None}) for r in records]

@@ -51,6 +51,11 @@ def prepare_ultralytics() -> Path:
         if not (fonts / name).exists():
             shutil.copyfile(dejavu, fonts / name)
     from ultralytics import settings
+    from ultralytics.utils import torch_utils
+
+    # ultralytics trains on the CPU with cpu_count - 1 threads (one thread on a 2-core
+    # machine, half the speed); VISIONLOOP_TORCH_THREADS overrides the default of all cores.
+    torch_utils.NUM_THREADS = int(os.environ.get("VISIONLOOP_TORCH_THREADS") or os.cpu_count() or 1)
 
     wanted = {k: v for k, v in CALLBACK_SETTINGS.items() if k in settings}
     if any(settings.get(k) != v for k, v in wanted.items()):

@@ -59,6 +59,7 @@ def import_labels(
     image_paths: list[str],
     fmt: str = "auto",
     class_names: list[str] | None = None,
+    group_field: str | None = None,
 ) -> LabelIndex:
     """Read the labels of ``source``.
 
@@ -91,18 +92,23 @@ def import_labels(
         gt = {p: t for p, t in csv_texts.items() if all(c in t.split("\n", 1)[0] for c in REQUIRED_COLUMNS)}
         if not gt:
             raise LabelFormatError(f"no Ground Truth CSV (columns {REQUIRED_COLUMNS}) in {source.uri}")
-        return import_ground_truth(gt, resolver, class_names)
+        return import_ground_truth(gt, resolver, class_names, group_field)
     if fmt == "coco":
         coco = {p: d for p, d in jsons.items() if is_coco(d)}
         if not coco:
             raise LabelFormatError(f"no COCO JSON (with 'images' and 'annotations') in {source.uri}")
-        return import_coco(coco, resolver, class_names)
+        return import_coco(coco, resolver, class_names, group_field)
     if fmt == "label-studio":
         ls = {p: d for p, d in jsons.items() if is_label_studio(d)}
         if not ls:
             raise LabelFormatError(f"no Label Studio JSON export (a list of tasks) in {source.uri}")
-        return import_label_studio(ls, resolver, class_names)
+        return import_label_studio(ls, resolver, class_names, group_field)
     if fmt == "yolo":
+        if group_field:
+            raise LabelFormatError(
+                f"YOLO txt labels have no fields, so group_field={group_field!r} cannot apply; "
+                "use group_pattern (a regex on the file name) instead"
+            )
         meta_paths = [p for p in paths if posixpath.basename(p) in YOLO_META_NAMES]
         meta = {p: source.read_bytes(p).decode("utf-8-sig") for p in meta_paths}
         label_txts = {p: t for p, t in txts.items() if posixpath.basename(p) not in YOLO_META_NAMES}

@@ -25,7 +25,10 @@ def is_coco(data: Any) -> bool:
 
 
 def import_coco(
-    json_files: dict[str, Any], resolver: PathResolver, class_names: list[str] | None
+    json_files: dict[str, Any],
+    resolver: PathResolver,
+    class_names: list[str] | None,
+    group_field: str | None = None,
 ) -> LabelIndex:
     categories: dict[int, str] = {}
     for path, data in sorted(json_files.items()):
@@ -41,7 +44,10 @@ def import_coco(
         for image in data["images"]:
             try:
                 image_path = resolver.resolve(str(image["file_name"]))
-                by_id[image["id"]] = index.labels.setdefault(image_path, Labels())
+                entry = index.labels.setdefault(image_path, Labels())
+                by_id[image["id"]] = entry
+                if group_field and image.get(group_field) is not None:
+                    entry.group = str(image[group_field])
             except (KeyError, TypeError) as exc:
                 raise LabelFormatError(f"{path}: bad image entry {image!r}: {exc}") from exc
         for ann in data["annotations"]:

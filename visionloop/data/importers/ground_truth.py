@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import csv
 import io
+import json
 import math
 from typing import Any
 
@@ -20,8 +21,19 @@ from visionloop.data.types import Box, Labels
 REQUIRED_COLUMNS = ("source_ref", "annotations")
 
 
+def parse_annotations(text: str) -> Any:
+    """The annotations cell: a Python literal. Most cells are JSON once the quotes are
+    swapped, which parses several times faster than ``ast.literal_eval``."""
+    if '"' not in text:
+        try:
+            return json.loads(text.replace("'", '"'))
+        except ValueError:
+            pass
+    return ast.literal_eval(text)
+
+
 def parse_ground_truth_csv(
-    text: str, csv_path: str, resolver: PathResolver, class_names: list[str]
+    text: str, csv_path: str, resolver: PathResolver, class_names: list[str], group_field: str | None = None
 ) -> dict[str, Labels]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
@@ -31,8 +43,10 @@ def parse_ground_truth_csv(
     for line_no, row in enumerate(reader, start=2):
         path = resolver.resolve(row["source_ref"].strip())
         labels = Labels(labeling_job=(row.get("labeling_job") or None))
+        if group_field:
+            labels.group = (row.get(group_field) or "").strip() or None
         try:
-            annotations: Any = ast.literal_eval(row["annotations"] or "[]")
+            annotations: Any = parse_annotations(row["annotations"] or "[]")
             if not isinstance(annotations, list):
                 raise ValueError("annotations is not a list")
         except (ValueError, SyntaxError) as exc:
@@ -57,7 +71,10 @@ def parse_ground_truth_csv(
 
 
 def import_ground_truth(
-    csv_files: dict[str, str], resolver: PathResolver, class_names: list[str] | None
+    csv_files: dict[str, str],
+    resolver: PathResolver,
+    class_names: list[str] | None,
+    group_field: str | None = None,
 ) -> LabelIndex:
     if not class_names:
         raise LabelFormatError(
@@ -66,6 +83,6 @@ def import_ground_truth(
         )
     index = LabelIndex(format="ground-truth", class_names=list(class_names))
     for path, text in sorted(csv_files.items()):
-        index.labels.update(parse_ground_truth_csv(text, path, resolver, index.class_names))
+        index.labels.update(parse_ground_truth_csv(text, path, resolver, index.class_names, group_field))
         index.label_files.add(path)
     return index

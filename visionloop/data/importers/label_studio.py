@@ -23,11 +23,7 @@ from visionloop.data.types import Box, Labels
 
 
 def is_label_studio(data: Any) -> bool:
-    return (
-        isinstance(data, list)
-        and bool(data)
-        and all(isinstance(t, dict) and "data" in t for t in data)
-    )
+    return isinstance(data, list) and bool(data) and all(isinstance(t, dict) and "data" in t for t in data)
 
 
 def image_reference(url: str) -> str:
@@ -86,7 +82,10 @@ def label_names_in(tasks: list[dict[str, Any]]) -> list[str]:
 
 
 def import_label_studio(
-    json_files: dict[str, Any], resolver: PathResolver, class_names: list[str] | None
+    json_files: dict[str, Any],
+    resolver: PathResolver,
+    class_names: list[str] | None,
+    group_field: str | None = None,
 ) -> LabelIndex:
     all_tasks = [t for data in json_files.values() for t in data]
     names = list(class_names or label_names_in(all_tasks))
@@ -97,7 +96,8 @@ def import_label_studio(
             if not isinstance(image, str):
                 raise LabelFormatError(f"{path}: task {task.get('id')} has no data.image")
             where = f"{path}: task {task.get('id')}"
-            index.labels[resolver.resolve(image_reference(image))] = task_labels(
-                task, names, where
-            )
+            labels = task_labels(task, names, where)
+            if group_field and task["data"].get(group_field) is not None:
+                labels.group = str(task["data"][group_field])
+            index.labels[resolver.resolve(image_reference(image))] = labels
     return index

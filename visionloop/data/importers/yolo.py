@@ -46,9 +46,7 @@ def parse_yolo_txt(text: str, txt_path: str, class_names: list[str]) -> Labels:
             continue
         if not 0 <= cid < len(class_names):
             labels.unknown_classes.append(str(cid))
-        labels.boxes.append(
-            Box(class_id=cid, x1=cx - w / 2, y1=cy - h / 2, x2=cx + w / 2, y2=cy + h / 2)
-        )
+        labels.boxes.append(Box(class_id=cid, x1=cx - w / 2, y1=cy - h / 2, x2=cx + w / 2, y2=cy + h / 2))
     return labels
 
 
