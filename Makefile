@@ -11,8 +11,9 @@ test:
 	scripts/test.sh
 
 bench: install
-	.venv/bin/python -m pytest -m slow -p no:cacheprovider
 	.venv/bin/python benchmarks/data_qa.py
+	.venv/bin/python benchmarks/quantize_check.py --workdir /tmp/visionloop-qc
+	.venv/bin/python benchmarks/training_overhead.py
 
 lint: install
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime run.py
