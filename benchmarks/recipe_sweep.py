@@ -84,23 +84,17 @@ def main() -> None:
         trainer = model.trainer
         assert trainer is not None
         trained = YOLO(str(trainer.last if use_last else trainer.best))
-        test = trained.val(
-            data=str(data_dir / "data.yaml"),
-            split="test",
-            imgsz=imgsz,
-            batch=8,
-            device=args.device,
-            plots=False,
-            verbose=False,
-        )
-        val = trained.val(
-            data=str(data_dir / "data.yaml"),
-            split="val",
-            imgsz=imgsz,
-            batch=8,
-            device=args.device,
-            plots=False,
-            verbose=False,
+        test, val = (
+            trained.val(
+                data=str(data_dir / "data.yaml"),
+                split=split,
+                imgsz=imgsz,
+                batch=8,
+                device=args.device,
+                plots=False,
+                verbose=False,
+            )
+            for split in ("test", "val")
         )
         result = {
             "spec": spec,

@@ -415,6 +415,12 @@ def _label_key(record: ImageRecord) -> tuple[Any, ...]:
     return (record.status.value, tuple(boxes))
 
 
+def _entry(record: ImageRecord, rule: str, reason: str) -> QuarantineEntry:
+    return QuarantineEntry(
+        path=record.path, source_uri=record.source, rule=rule, reason=reason, sha256=record.sha256
+    )
+
+
 def resolve_duplicates(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[QuarantineEntry]]:
     """One record per stored image. Copies with the same labels (or unlabeled copies of
     a labelled image) are kept once; labelled copies that disagree are all quarantined."""
@@ -428,28 +434,11 @@ def resolve_duplicates(records: list[ImageRecord]) -> tuple[list[ImageRecord], l
         keys = {_label_key(r) for r in labeled}
         if len(keys) > 1:
             paths = ", ".join(r.path for r in copies)
-            for r in copies:
-                entries.append(
-                    QuarantineEntry(
-                        path=r.path,
-                        source_uri=r.source,
-                        rule="conflicting_duplicate",
-                        sha256=r.sha256,
-                        reason=f"the same bytes appear as {paths} with {len(keys)} different label sets",
-                    )
-                )
+            reason = f"the same bytes appear as {paths} with {len(keys)} different label sets"
+            entries.extend(_entry(r, "conflicting_duplicate", reason) for r in copies)
             continue
         keep = labeled[0] if labeled else copies[0]
         kept.append(keep)
-        for r in copies:
-            if r is not keep:
-                entries.append(
-                    QuarantineEntry(
-                        path=r.path,
-                        source_uri=r.source,
-                        rule="duplicate",
-                        sha256=r.sha256,
-                        reason=f"same bytes as {keep.path} and no conflicting labels; kept once",
-                    )
-                )
+        reason = f"same bytes as {keep.path} and no conflicting labels; kept once"
+        entries.extend(_entry(r, "duplicate", reason) for r in copies if r is not keep)
     return kept, entries
