@@ -31,10 +31,6 @@ class FactsCache:
         self.db.executescript(SCHEMA)
         self.pending = 0
 
-    def file_sha(self, key: str) -> str | None:
-        row = self.db.execute("SELECT sha256 FROM files WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
     def lookup(self, key: str) -> tuple[str, dict[str, Any] | None] | None:
         """(sha256, facts) of a listing entry in one query; facts None when stale."""
         row = self.db.execute(
