@@ -7,6 +7,10 @@ Examples:
     python run.py data --source s3://raw-images/batch1 --format coco
     python run.py stack                 # what is active
     python run.py stack register local  # register (idempotent) and activate a stack
+    python run.py deploy                # gate, stage and promote the latest model version
+    python run.py promote metal-tags-detector 3 --to production --reason "reviewed"
+    python run.py rollback metal-tags-detector
+    python run.py models metal-tags-detector   # versions, stages and channel pointers
 """
 
 from __future__ import annotations
@@ -106,16 +110,62 @@ def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -
     return result.summary(), result.artifact_id
 
 
-def run_train(config_path: Path, enable_cache: bool) -> dict[str, Any]:
+def run_train(config_path: Path, enable_cache: bool, deploy: bool = False) -> dict[str, Any]:
     """The data pipeline (cached when nothing changed), then the training pipeline on
-    the data set version it produced."""
+    the data set version it produced, then (``deploy``) the deployment pipeline."""
     from pipelines.launch import run_training_pipeline
 
     data_summary, artifact_id = run_data(config_path, {}, enable_cache)
     for line in data_lines(data_summary):
         click.echo(line)
     result = run_training_pipeline(load(config_path), artifact_id, enable_cache=enable_cache)
-    return {"data": data_summary, "training": result.summary()}
+    summary = {"data": data_summary, "training": result.summary()}
+    if deploy:
+        for line in train_lines(summary):
+            click.echo(line)
+        summary["deployment"] = run_deploy(config_path, artifact_id, result.registration.model_version)
+    return summary
+
+
+def run_deploy(config_path: Path, artifact_id: str, model_version: str) -> dict[str, Any]:
+    from pipelines.launch import run_deployment_pipeline
+    from visionloop.deploy.signing import SigningKeyError
+
+    try:
+        return run_deployment_pipeline(load(config_path), artifact_id, model_version).summary()
+    except SigningKeyError as exc:
+        fail(str(exc))
+        raise
+
+
+def deploy_lines(summary: dict[str, Any]) -> list[str]:
+    d = summary
+    gate = d["gate"]
+    prod = (
+        f"production version {gate['production_version']}: mAP50 {gate['production_map50']:.4f}  "
+        f"mAP50-95 {gate['production_map50_95']:.4f}"
+        if gate["production_version"]
+        else "no production version yet (thresholds alone)"
+    )
+    stage = {
+        "production": f"is in PRODUCTION (archived: {d['archived_version'] or 'none'})",
+        "staging": "waits at STAGING"
+        + (" for approval" if d["waiting_for_approval"] else " (checks failed)"),
+        "rejected": f"was REJECTED; production stays at version {d['production_version'] or 'none'}",
+    }[d["stage"]]
+    lines = [
+        f"Model {d['model']} version {d['model_version']} {stage}",
+        f"  gate        {'passed' if gate['passed'] else 'failed'}: candidate mAP50 {gate['candidate_map50']:.4f}  "
+        f"mAP50-95 {gate['candidate_map50_95']:.4f}; {prod}",
+    ]
+    lines += [f"              - {r}" for r in gate["reasons"]]
+    if not d["staging"]["skipped"]:
+        lines.append(
+            f"  staging     {'passed' if d['staging']['passed'] else 'FAILED'}; latency {d['staging']['latency_ms']} ms"
+        )
+    lines += [f"  next        {r}" for r in d["reasons"] if r.startswith("waiting")]
+    lines.append(f"  channel     {d['channel']}  pointers {d['pointers'] or '(unchanged)'}")
+    return lines
 
 
 def train_lines(summary: dict[str, Any]) -> list[str]:
@@ -157,13 +207,15 @@ def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) ->
     """visionloop: a closed-loop MLOps system for computer vision on ZenML.
 
     With no command, runs the main job on the local stack: the data pipeline on the
-    bundled metal-tags set, then the training pipeline (tune, train, evaluate on the
-    test split, export ONNX and INT8, register a model version).
+    bundled metal-tags set, the training pipeline (tune, train, evaluate on the test
+    split, export ONNX and INT8, register a model version), then the deployment pipeline
+    (gate against production, publish to the local model channel, staging checks,
+    production).
     """
     if ctx.invoked_subcommand is not None:
         return
-    summary = run_train(config_path, enable_cache=not no_cache)
-    emit({"job": "main", **summary}, as_json, train_lines(summary))
+    summary = run_train(config_path, enable_cache=not no_cache, deploy=True)
+    emit({"job": "main", **summary}, as_json, deploy_lines(summary["deployment"]))
 
 
 @cli.command()
@@ -238,6 +290,123 @@ def train(config_path: Path, no_cache: bool, as_json: bool) -> None:
     """
     summary = run_train(config_path, enable_cache=not no_cache)
     emit(summary, as_json, train_lines(summary))
+
+
+@cli.command()
+@config_option("Use-case configuration (data and deploy sections).")
+@click.option("--model-version", help="The model version to deploy (default: the latest).")
+@json_option
+def deploy(config_path: Path, model_version: str | None, as_json: bool) -> None:
+    """Gate a model version against production, stage it in the channel, promote it.
+
+    \b
+    python run.py deploy                       # the latest version of the configured model
+    python run.py deploy --model-version 3 --json
+    """
+    from zenml.client import Client
+
+    config = load(config_path)
+    _, artifact_id = run_data(config_path, {}, enable_cache=True)
+    if model_version is None:
+        try:
+            model_version = str(Client().get_model_version(config.registered_model_name).name)
+        except KeyError:
+            fail(f"model {config.registered_model_name} has no version yet: run `python run.py train` first")
+    summary = run_deploy(config_path, artifact_id, str(model_version))
+    emit(summary, as_json, deploy_lines(summary))
+
+
+def control_plane_call(config_path: Path, action: Any) -> dict[str, Any]:
+    """Run a control-plane action with the configured channel and signing key; refusals
+    become one clear error line."""
+    from pipelines.launch import resolve_channel
+    from stacks.bootstrap import ensure_stack
+    from steps.deployment import control_plane
+    from visionloop.deploy.signing import SigningKeyError
+
+    config = load(config_path)
+    ensure_stack("local", activate=not _has_active_stack())
+    try:
+        key = control_plane.signing_key(config.deploy.signing_secret)
+        publisher = control_plane.publisher(resolve_channel(config), key, config.deploy.s3_endpoint)
+        result: dict[str, Any] = action(control_plane, publisher)
+        return result
+    except (control_plane.PromotionError, SigningKeyError) as exc:
+        fail(str(exc))
+        raise
+
+
+def change_lines(change: dict[str, Any]) -> list[str]:
+    return [
+        f"Model {change['model']} version {change['version']} is now in {change['stage']}"
+        + (f"; version {change['archived']} archived" if change["archived"] else ""),
+        f"  channel     {change['channel']} (pointer sequence {change['pointer_sequence']})",
+    ]
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version")
+@click.option("--to", "stage", type=click.Choice(["staging", "production"]), required=True)
+@click.option("--reason", default="", help="Why (recorded with who and when).")
+@click.option("--by", "who", help="Who approves (default: the current user).")
+@click.option("--force", is_flag=True, help="Promote to production without passed staging checks.")
+@config_option("Use-case configuration (deploy section: channel, signing secret).")
+@json_option
+def promote(
+    model: str,
+    version: str,
+    stage: str,
+    reason: str,
+    who: str | None,
+    force: bool,
+    config_path: Path,
+    as_json: bool,
+) -> None:
+    """Move a model version to staging or production (ZenML, MLflow and the channel).
+
+    \b
+    python run.py promote metal-tags-detector 3 --to production --reason "reviewed the staging report"
+    """
+    from dataclasses import asdict
+
+    def action(cp: Any, publisher: Any) -> dict[str, Any]:
+        return asdict(
+            cp.promote(model, version, stage, publisher, who, reason or "approved with run.py promote", force)
+        )
+
+    change = control_plane_call(config_path, action)
+    emit(change, as_json, change_lines(change))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--reason", default="", help="Why (recorded with who and when).")
+@click.option("--by", "who", help="Who rolls back (default: the current user).")
+@config_option("Use-case configuration (deploy section: channel, signing secret).")
+@json_option
+def rollback(model: str, reason: str, who: str | None, config_path: Path, as_json: bool) -> None:
+    """Put the previous production version of MODEL back in production."""
+    from dataclasses import asdict
+
+    change = control_plane_call(config_path, lambda cp, pub: asdict(cp.rollback(model, pub, who, reason)))
+    emit(change, as_json, change_lines(change))
+
+
+@cli.command()
+@click.argument("model", required=False)
+@config_option("Use-case configuration (model name, channel).")
+@json_option
+def models(model: str | None, config_path: Path, as_json: bool) -> None:
+    """Versions of a model with their stages, and the channel's stage pointers."""
+    name = model or load(config_path).registered_model_name
+    info = control_plane_call(config_path, lambda cp, pub: cp.status(name, pub))
+    lines = [f"Model {name}  (channel {info['channel']}, pointers {info['pointers']})"]
+    lines += [
+        f"  {v['version']:>4}  {v['stage']:<10}  test mAP50 {v['test_map50']}  staging checks {v['staging_checks_passed']}"
+        for v in info["versions"]
+    ]
+    emit(info, as_json, lines)
 
 
 @cli.group(invoke_without_command=True)

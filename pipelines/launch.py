@@ -206,3 +206,77 @@ def run_training_pipeline(
         registration=output(run, "register_model", "model_registration"),
         report=output(run, "evaluate_model", constants.EVALUATION_REPORT),
     )
+
+
+@dataclass
+class DeployRunResult:
+    run: PipelineRunResponse
+    decision: Any
+    staging: Any
+    outcome: Any
+    channel: str
+
+    def summary(self) -> dict[str, Any]:
+        d, s, o = self.decision, self.staging, self.outcome
+        return {
+            "pipeline": constants.DEPLOYMENT_PIPELINE,
+            "run": self.run.name,
+            "status": self.run.status.value,
+            "model": o.model_name,
+            "model_version": o.version,
+            "stage": o.stage,
+            "waiting_for_approval": o.waiting_for_approval,
+            "production_version": o.production_version,
+            "archived_version": o.archived_version,
+            "gate": {
+                "passed": d.passed,
+                "reasons": d.reasons,
+                "candidate_map50": round(d.candidate.map50, 4),
+                "candidate_map50_95": round(d.candidate.map50_95, 4),
+                "production_version": d.production_version,
+                "production_map50": round(d.production.map50, 4) if d.production else None,
+                "production_map50_95": round(d.production.map50_95, 4) if d.production else None,
+            },
+            "staging": {
+                "passed": s.passed,
+                "skipped": s.skipped,
+                "latency_ms": s.latency_ms,
+                "reasons": s.reasons,
+            },
+            "channel": self.channel,
+            "pointers": o.pointers,
+            "reasons": o.reasons,
+        }
+
+
+def resolve_channel(config: VisionloopConfig) -> str:
+    """The configured channel, else ``$VISIONLOOP_CHANNEL``, else the active stack's."""
+    from steps.deployment.control_plane import default_channel
+
+    return config.deploy.channel or default_channel()
+
+
+def run_deployment_pipeline(
+    config: VisionloopConfig, dataset_artifact_id: str, model_version: str
+) -> DeployRunResult:
+    """Gate, stage and promote ``model_version`` of the configured model, measured on
+    the data set artifact ``dataset_artifact_id``'s test split."""
+    from zenml import Model
+
+    from pipelines.deployment_pipeline import deployment_pipeline
+
+    channel = resolve_channel(config)
+    model = Model(name=config.registered_model_name, version=model_version)
+    run = deployment_pipeline.with_options(model=model)(
+        dataset_artifact_id=dataset_artifact_id, channel=channel, deploy=config.deploy.model_dump()
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    run = run.get_hydrated_version()
+    return DeployRunResult(
+        run=run,
+        decision=output(run, "gate_model", constants.PROMOTION_DECISION),
+        staging=output(run, "stage_model", constants.STAGING_REPORT),
+        outcome=output(run, "promote_model", constants.PROMOTION_OUTCOME),
+        channel=channel,
+    )

@@ -85,6 +85,29 @@ def ensure_stack(env: str = "local", activate: bool = True) -> str:
     return stack_name
 
 
+def active_env() -> str:
+    """The environment (``stacks/<env>.yaml``) whose stack is active; ``local`` when the
+    active stack is not one of visionloop's."""
+    from zenml.client import Client
+
+    active = Client().active_stack_model.name
+    for path in sorted(STACKS_DIR.glob("*.yaml")):
+        if (yaml.safe_load(path.read_text()) or {}).get("name") == active:
+            return path.stem
+    return "local"
+
+
+def stack_channel(env: str | None = None) -> str:
+    """The model channel of ``env`` (default: the active stack's environment)."""
+    from zenml.config.global_config import GlobalConfiguration
+
+    env = env or active_env()
+    channel = (stack_spec(env).get("visionloop") or {}).get("channel")
+    if not channel:
+        raise StackError(f"stacks/{env}.yaml names no visionloop.channel")
+    return str(channel).replace("{local_stores}", GlobalConfiguration().local_stores_path)
+
+
 def describe_active_stack() -> dict[str, Any]:
     from zenml.client import Client
 

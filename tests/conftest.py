@@ -8,6 +8,7 @@ user's.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,3 +40,32 @@ def zenml_stack() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def ultralytics_ready() -> None:
+    from visionloop.training.offline import prepare_ultralytics
+
+    prepare_ultralytics()
+
+
+ABD_ONNX_IMGSZ = 320
+
+
+@pytest.fixture(scope="session")
+def abd_onnx(tmp_path_factory: pytest.TempPathFactory, ultralytics_ready: None) -> Path:
+    """The ABD YOLOv8n checkpoint (COCO classes) exported to a fixed 320x320 ONNX
+    (copied first: the exporter writes next to the weights)."""
+    from ultralytics import YOLO
+
+    from visionloop.training.offline import abd_checkpoint
+
+    folder = tmp_path_factory.mktemp("abd-onnx")
+    weights = folder / "abd.pt"
+    shutil.copyfile(abd_checkpoint(), weights)
+    out = YOLO(str(weights)).export(
+        format="onnx", imgsz=ABD_ONNX_IMGSZ, opset=17, simplify=False, dynamic=False
+    )
+    path = Path(out)
+    assert path.is_file()
+    return path

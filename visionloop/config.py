@@ -92,6 +92,51 @@ class ExportSettings(StrictModel):
     parity_min_match_share: float = Field(0.9, ge=0, le=1)
 
 
+class GateSettings(StrictModel):
+    """Absolute thresholds a candidate must clear, and how far it may fall behind the
+    production model (both measured on the same current test split)."""
+
+    min_map50: float = Field(0.5, ge=0, le=1)
+    min_map50_95: float = Field(0.0, ge=0, le=1)
+    min_class_recall: float = Field(0.0, ge=0, le=1)  # per-class recall floor
+    max_regression: float = Field(0.0, ge=0, le=1)  # allowed drop of mAP50 and mAP50-95
+
+
+class StagingSettings(StrictModel):
+    """Checks run on the staged version as the edge runtime loads it from the channel."""
+
+    latency_images: int = Field(20, ge=1)
+    max_latency_p95_ms: float = Field(1000.0, gt=0)
+    max_model_mb: float = Field(50.0, gt=0)
+    threads: int | None = Field(None, ge=1)  # onnxruntime intra-op threads (None: all cores)
+
+
+class ServingThresholds(StrictModel):
+    """What the manifest tells devices: the confidence a detection needs, NMS IoU, and
+    the band of scores that counts as uncertain (sent back for labelling)."""
+
+    conf: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.7, ge=0, le=1)
+    uncertain_low: float = Field(0.25, ge=0, le=1)
+    uncertain_high: float = Field(0.5, ge=0, le=1)
+
+
+class DeploySettings(StrictModel):
+    """``channel``: a folder or ``s3://`` prefix (default: the active stack's channel,
+    or ``$VISIONLOOP_CHANNEL``). ``require_approval``: stop at staging until
+    ``python run.py promote``. ``signing_secret``: the ZenML secret holding the
+    channel's private key when ``$VISIONLOOP_SIGNING_KEY`` is not set."""
+
+    channel: str | None = None
+    s3_endpoint: str | None = None
+    require_approval: bool = False
+    gate: GateSettings = Field(default_factory=GateSettings)
+    staging: StagingSettings = Field(default_factory=StagingSettings)
+    thresholds: ServingThresholds = Field(default_factory=ServingThresholds)
+    self_test_images: int = Field(4, ge=1, le=32)
+    signing_secret: str = "visionloop-signing-key"
+
+
 class VisionloopConfig(StrictModel):
     name: str
     model_name: str | None = None
@@ -99,6 +144,7 @@ class VisionloopConfig(StrictModel):
     tune: TuneSettings = Field(default_factory=TuneSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
+    deploy: DeploySettings = Field(default_factory=DeploySettings)
 
     @property
     def registered_model_name(self) -> str:
@@ -122,6 +168,9 @@ def load_config(path: str | Path) -> VisionloopConfig:
     source = config.data.source
     if "://" not in source and not os.path.isabs(source):
         config.data.source = str((path.parent / source).resolve())
+    channel = config.deploy.channel
+    if channel and "://" not in channel and not os.path.isabs(channel):
+        config.deploy.channel = str((path.parent / channel).resolve())
     weights = config.train.weights
     if weights.endswith(".pt") and not os.path.isabs(weights) and (path.parent / weights).exists():
         config.train.weights = str((path.parent / weights).resolve())

@@ -13,3 +13,8 @@ MODEL_WEIGHTS = "model_weights"
 ONNX_MODEL = "onnx_model"
 ONNX_INT8_MODEL = "onnx_int8_model"
 EVALUATION_REPORT = "evaluation_report"
+
+DEPLOYMENT_PIPELINE = "visionloop_deployment"
+PROMOTION_DECISION = "promotion_decision"
+STAGING_REPORT = "staging_report"
+PROMOTION_OUTCOME = "promotion_outcome"

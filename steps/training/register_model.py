@@ -109,6 +109,7 @@ def register_model(
         mlflow.MlflowClient().set_model_version_tag(
             model.name, registered, "zenml_model_version", str(model.version)
         )
+        log_metadata(metadata={"mlflow_model_version": registered}, infer_model=True)
     logger.info(
         "Model %s version %s: test mAP50 %.4f, mAP50-95 %.4f; MLflow run %s, registered version %s",
         model.name,

@@ -164,13 +164,6 @@ def test_to_original_clips() -> None:
     np.testing.assert_allclose(out, [[0, 0, 200, 100]])
 
 
-@pytest.fixture(scope="session")
-def ultralytics_ready() -> None:
-    from visionloop.training.offline import prepare_ultralytics
-
-    prepare_ultralytics()
-
-
 @pytest.mark.parametrize("size", [(450, 300), (300, 450), (640, 200), (100, 150), (1000, 37)])
 def test_letterbox_equals_ultralytics(size: tuple[int, int], ultralytics_ready: None) -> None:
     """Bit-exact with ultralytics' LetterBox (cv2.resize INTER_LINEAR, then grey padding)."""
@@ -199,23 +192,6 @@ def test_edge_runtime_imports_no_heavy_framework() -> None:
 
 
 # --- the ONNX model -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def abd_onnx(tmp_path_factory: pytest.TempPathFactory, ultralytics_ready: None) -> Path:
-    """The ABD YOLOv8n checkpoint exported to a fixed 320x320 ONNX (copied first: the
-    exporter writes next to the weights)."""
-    from ultralytics import YOLO
-
-    from visionloop.training.offline import abd_checkpoint
-
-    folder = tmp_path_factory.mktemp("abd-onnx")
-    weights = folder / "abd.pt"
-    shutil.copyfile(abd_checkpoint(), weights)
-    out = YOLO(str(weights)).export(format="onnx", imgsz=IMGSZ, opset=17, simplify=False, dynamic=False)
-    path = Path(out)
-    assert path.is_file()
-    return path
 
 
 @pytest.fixture(scope="module")

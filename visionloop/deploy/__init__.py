@@ -1,0 +1,1 @@
+"""Deployment: the promotion gate, staging checks and the signed model channel (no ZenML)."""

@@ -1,0 +1,172 @@
+"""Publishing to the model channel (the layout is in ``edge_runtime/channel.py``).
+
+Order of writes, so that a crash at any point leaves every stage pointer naming a
+complete, verifiable version: the version's files, then ``manifest.json``, then
+``manifest.sig``; then everything is read back through the edge runtime's own
+verification; only then is the stage pointer replaced, in one atomic object write.
+A version folder is immutable once complete: publishing the same files again is a
+no-op, publishing other files under the same version is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_runtime.channel import (
+    MANIFEST,
+    SCHEMA,
+    SIGNATURE,
+    ChannelClient,
+    Pointer,
+    VerificationError,
+    pointer_key,
+    safe_member,
+    sha256_hex,
+    sign_pointer_body,
+    version_prefix,
+)
+from edge_runtime.storage import Store
+from visionloop.deploy.signing import SigningKey
+
+
+class ImmutableVersionError(RuntimeError):
+    """A complete version folder exists with other files than the ones published."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Release:
+    """One model version as it goes into the channel. ``files`` maps names inside the
+    version folder (``model.onnx``, ``samples/a.jpg``) to bytes; ``fields`` go into
+    the manifest as they are (classes, input size, thresholds, data set version...)."""
+
+    model: str
+    version: str
+    files: dict[str, bytes]
+    model_file: str = "model.onnx"
+    int8_file: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self, key: SigningKey, created_at: str | None = None) -> dict[str, Any]:
+        for name in self.files:
+            safe_member(name)
+        return {
+            **self.fields,
+            "schema": SCHEMA,
+            "model": self.model,
+            "version": self.version,
+            "created_at": created_at or now_iso(),
+            "model_file": self.model_file,
+            "int8_file": self.int8_file,
+            "files": {n: {"sha256": sha256_hex(b), "size": len(b)} for n, b in sorted(self.files.items())},
+            "signing_key_id": key.key_id,
+        }
+
+
+@dataclass(frozen=True)
+class Published:
+    model: str
+    version: str
+    manifest_sha256: str
+    uri: str
+    reused: bool
+
+
+class ChannelPublisher:
+    def __init__(self, store: Store, key: SigningKey) -> None:
+        self.store = store
+        self.key = key
+        self.client = ChannelClient(store, key.public_raw)
+
+    def _existing(self, model: str, version: str) -> tuple[dict[str, Any], bytes] | None:
+        """The verified manifest of a complete version folder; None if there is none
+        (or only the debris of an interrupted publication, which is overwritten)."""
+        try:
+            return self.client.manifest(model, version)
+        except VerificationError:
+            return None
+
+    def verify_version(self, model: str, version: str) -> str:
+        """Read a version back from the store and verify manifest, signature and every
+        file; return the manifest's sha256. Raises VerificationError."""
+        manifest, manifest_bytes = self.client.manifest(model, version)
+        prefix = version_prefix(model, version)
+        for name, entry in manifest["files"].items():
+            data = self.store.get(f"{prefix}/{name}")
+            if data is None:
+                raise VerificationError(f"{self.store.uri}/{prefix}/{name}: missing")
+            if len(data) != entry["size"] or sha256_hex(data) != entry["sha256"]:
+                raise VerificationError(f"{self.store.uri}/{prefix}/{name}: does not match the manifest")
+        return sha256_hex(manifest_bytes)
+
+    def publish(self, release: Release) -> Published:
+        prefix = version_prefix(release.model, release.version)
+        manifest = release.manifest(self.key)
+        existing = self._existing(release.model, release.version)
+        if existing is not None:
+            if existing[0]["files"] != manifest["files"]:
+                raise ImmutableVersionError(
+                    f"{self.store.uri}/{prefix} is already published with other files; "
+                    "a published version never changes: register a new model version"
+                )
+            return Published(
+                release.model,
+                release.version,
+                self.verify_version(release.model, release.version),
+                f"{self.store.uri}/{prefix}",
+                reused=True,
+            )
+        self.store.delete(f"{prefix}/{SIGNATURE}")  # debris of an interrupted publication
+        for name, data in sorted(release.files.items()):
+            self.store.put(f"{prefix}/{name}", data)
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        self.store.put(f"{prefix}/{MANIFEST}", manifest_bytes)
+        signature = {
+            "algorithm": "ed25519",
+            "key_id": self.key.key_id,
+            "signature": self.key.sign(manifest_bytes),
+        }
+        self.store.put(f"{prefix}/{SIGNATURE}", json.dumps(signature, indent=2).encode())
+        digest = self.verify_version(release.model, release.version)
+        return Published(release.model, release.version, digest, f"{self.store.uri}/{prefix}", reused=False)
+
+    def pointer(self, model: str, stage: str) -> Pointer | None:
+        try:
+            return self.client.pointer(model, stage)
+        except VerificationError:
+            return None
+
+    def set_pointer(self, model: str, stage: str, version: str, reason: str = "") -> Pointer:
+        """Point ``stage`` at ``version`` after verifying the version in the store."""
+        digest = self.verify_version(model, version)
+        previous = self.pointer(model, stage)
+        body: dict[str, Any] = {
+            "model": model,
+            "stage": stage,
+            "version": version,
+            "manifest_sha256": digest,
+            "updated_at": now_iso(),
+            "sequence": (previous.sequence + 1) if previous else 1,
+            "previous_version": previous.version if previous else None,
+            "reason": reason,
+            "signing_key_id": self.key.key_id,
+        }
+        body["signature"] = self.key.sign(sign_pointer_body(body))
+        data = json.dumps(body, indent=2, sort_keys=True).encode()
+        self.store.put(pointer_key(model, stage), data)
+        pointer = self.client.pointer(model, stage)
+        assert pointer is not None and pointer.version == version
+        return pointer
+
+    def public_key_file(self) -> str:
+        """Write the public key beside the models (for operators to hand to devices;
+        a device is configured with it out of band and never reads it from here)."""
+        name = f"keys/{self.key.key_id}.pub.pem"
+        self.store.put(name, self.key.public_pem.encode())
+        return f"{self.store.uri}/{name}"
