@@ -316,9 +316,20 @@ def deploy(config_path: Path, model_version: str | None, as_json: bool) -> None:
     emit(summary, as_json, deploy_lines(summary))
 
 
-def control_plane_call(config_path: Path, action: Any) -> dict[str, Any]:
-    """Run a control-plane action with the configured channel and signing key; refusals
-    become one clear error line."""
+channel_option = click.option(
+    "--channel",
+    help="The model channel (folder or s3://...); default: where the model was published, "
+    "else the configured one.",
+)
+
+
+def control_plane_call(
+    config_path: Path, model: str, channel: str | None, action: Any, version: str | None = None
+) -> dict[str, Any]:
+    """Run a control-plane action with the model's channel and the signing key;
+    refusals become one clear error line."""
+    from edge_runtime.channel import VerificationError
+    from edge_runtime.storage import StorageError
     from pipelines.launch import resolve_channel
     from stacks.bootstrap import ensure_stack
     from steps.deployment import control_plane
@@ -327,11 +338,12 @@ def control_plane_call(config_path: Path, action: Any) -> dict[str, Any]:
     config = load(config_path)
     ensure_stack("local", activate=not _has_active_stack())
     try:
+        channel = channel or control_plane.recorded_channel(model, version) or resolve_channel(config)
         key = control_plane.signing_key(config.deploy.signing_secret)
-        publisher = control_plane.publisher(resolve_channel(config), key, config.deploy.s3_endpoint)
+        publisher = control_plane.publisher(channel, key, config.deploy.s3_endpoint)
         result: dict[str, Any] = action(control_plane, publisher)
         return result
-    except (control_plane.PromotionError, SigningKeyError) as exc:
+    except (control_plane.PromotionError, SigningKeyError, VerificationError, StorageError) as exc:
         fail(str(exc))
         raise
 
@@ -351,6 +363,7 @@ def change_lines(change: dict[str, Any]) -> list[str]:
 @click.option("--reason", default="", help="Why (recorded with who and when).")
 @click.option("--by", "who", help="Who approves (default: the current user).")
 @click.option("--force", is_flag=True, help="Promote to production without passed staging checks.")
+@channel_option
 @config_option("Use-case configuration (deploy section: channel, signing secret).")
 @json_option
 def promote(
@@ -360,6 +373,7 @@ def promote(
     reason: str,
     who: str | None,
     force: bool,
+    channel: str | None,
     config_path: Path,
     as_json: bool,
 ) -> None:
@@ -375,7 +389,7 @@ def promote(
             cp.promote(model, version, stage, publisher, who, reason or "approved with run.py promote", force)
         )
 
-    change = control_plane_call(config_path, action)
+    change = control_plane_call(config_path, model, channel, action, version)
     emit(change, as_json, change_lines(change))
 
 
@@ -383,24 +397,30 @@ def promote(
 @click.argument("model")
 @click.option("--reason", default="", help="Why (recorded with who and when).")
 @click.option("--by", "who", help="Who rolls back (default: the current user).")
+@channel_option
 @config_option("Use-case configuration (deploy section: channel, signing secret).")
 @json_option
-def rollback(model: str, reason: str, who: str | None, config_path: Path, as_json: bool) -> None:
+def rollback(
+    model: str, reason: str, who: str | None, channel: str | None, config_path: Path, as_json: bool
+) -> None:
     """Put the previous production version of MODEL back in production."""
     from dataclasses import asdict
 
-    change = control_plane_call(config_path, lambda cp, pub: asdict(cp.rollback(model, pub, who, reason)))
+    change = control_plane_call(
+        config_path, model, channel, lambda cp, pub: asdict(cp.rollback(model, pub, who, reason))
+    )
     emit(change, as_json, change_lines(change))
 
 
 @cli.command()
 @click.argument("model", required=False)
+@channel_option
 @config_option("Use-case configuration (model name, channel).")
 @json_option
-def models(model: str | None, config_path: Path, as_json: bool) -> None:
+def models(model: str | None, channel: str | None, config_path: Path, as_json: bool) -> None:
     """Versions of a model with their stages, and the channel's stage pointers."""
     name = model or load(config_path).registered_model_name
-    info = control_plane_call(config_path, lambda cp, pub: cp.status(name, pub))
+    info = control_plane_call(config_path, name, channel, lambda cp, pub: cp.status(name, pub))
     lines = [f"Model {name}  (channel {info['channel']}, pointers {info['pointers']})"]
     lines += [
         f"  {v['version']:>4}  {v['stage']:<10}  test mAP50 {v['test_map50']}  staging checks {v['staging_checks_passed']}"

@@ -19,6 +19,7 @@ from visionloop.deploy.types import PromotionDecision, StagingReport
 class _ReportMaterializer(BaseMaterializer):
     """A pydantic report as ``report.json`` plus ``report.html``."""
 
+    SKIP_REGISTRATION: ClassVar[bool] = True
     ASSOCIATED_ARTIFACT_TYPE: ClassVar[ArtifactType] = ArtifactType.DATA_ANALYSIS
     MODEL: ClassVar[type[BaseModel]]
 

@@ -225,6 +225,17 @@ def set_stage(
     )
 
 
+def recorded_channel(name: str, version: str | None = None) -> str | None:
+    """The channel a version was published to (the newest version's when ``version``
+    is None), as the deployment pipeline recorded it."""
+    try:
+        mv = Client().get_model_version(name, version) if version else Client().get_model_version(name)
+    except KeyError:
+        return None
+    value = mv.run_metadata.get("channel_root")
+    return str(value) if value else None
+
+
 def staging_passed(version: ModelVersionResponse) -> bool:
     return bool(version.run_metadata.get("staging_checks_passed"))
 

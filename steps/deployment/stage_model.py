@@ -97,6 +97,7 @@ def stage_model(
             "staging_checks_passed": staging.passed,
             "staging_reasons": staging.reasons,
             "channel_uri": published.uri,
+            "channel_root": channel,
             "manifest_sha256": published.manifest_sha256,
             "latency_p95_ms": staging.latency_ms.get("p95", -1.0),
             "signing_key_id": key.key_id,

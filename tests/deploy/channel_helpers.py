@@ -22,7 +22,12 @@ def key(seed: int) -> SigningKey:
 def onnx_blob(path: Path) -> ModelBlob:
     names = OnnxDetector(path).class_names
     return ModelBlob(
-        data=path.read_bytes(), filename="model.onnx", class_names=names, imgsz=ABD_ONNX_IMGSZ, kind="onnx", opset=17
+        data=path.read_bytes(),
+        filename="model.onnx",
+        class_names=names,
+        imgsz=ABD_ONNX_IMGSZ,
+        kind="onnx",
+        opset=17,
     )
 
 

@@ -45,7 +45,9 @@ def test_publish_point_and_fetch(channel: ChannelPublisher, rel, tmp_path: Path)
     assert m["classes"] == rel.fields["classes"] and m["input_size"] == [320, 320]
     assert m["thresholds"]["conf"] == 0.05 and m["dataset_version_id"] == "d" * 64
     assert m["created_at"] and m["signing_key_id"] == key(1).key_id
-    assert set(m["files"]) == set(rel.files) and all(n.startswith("samples/") for n in set(m["files"]) - {"model.onnx"})
+    assert set(m["files"]) == set(rel.files) and all(
+        n.startswith("samples/") for n in set(m["files"]) - {"model.onnx"}
+    )
     expected = m["self_test"]["expected"]["model.onnx"]
     assert len(expected) == 3 and sum(len(v) for v in expected.values()) > 0, "self-test without detections"
     # a second fetch of the same stage finds the verified folder

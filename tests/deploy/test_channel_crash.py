@@ -66,7 +66,10 @@ def test_pointers_survive_kill_9_at_any_point(abd_onnx: Path, tmp_path: Path) ->
         phase = PHASES[i % len(PHASES)]
         last = kill_at(proc, phase, rng)
         # the newest version folder may be incomplete; that is allowed, as long as no pointer names it
-        newest = max((p for p in (channel / "models" / "tags").iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+        newest = max(
+            (p for p in (channel / "models" / "tags").iterdir() if p.name.isdigit()),
+            key=lambda p: int(p.name),
+        )
         if not (newest / "manifest.sig").exists():
             incomplete_folders_seen += 1
         for stage in ("staging", "production"):
@@ -74,9 +77,13 @@ def test_pointers_survive_kill_9_at_any_point(abd_onnx: Path, tmp_path: Path) ->
             if pointer is None:
                 continue
             try:
-                got = device.fetch("tags", pointer.version, tmp_path / f"dev-{i}-{stage}", pointer.manifest_sha256)
+                got = device.fetch(
+                    "tags", pointer.version, tmp_path / f"dev-{i}-{stage}", pointer.manifest_sha256
+                )
             except VerificationError as exc:  # pragma: no cover - the failure this test exists for
-                raise AssertionError(f"kill {i} at {last!r}: {stage} names an unverifiable version: {exc}") from exc
+                raise AssertionError(
+                    f"kill {i} at {last!r}: {stage} names an unverifiable version: {exc}"
+                ) from exc
             seen_versions.add(got.version)
     assert incomplete_folders_seen >= KILLS // 3, "the kills did not land inside publications"
     assert len(seen_versions) >= 3, f"the pointers hardly moved: {sorted(seen_versions)}"

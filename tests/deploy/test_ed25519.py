@@ -52,8 +52,10 @@ def test_agrees_with_cryptography(seed: int) -> None:
     assert not ed25519.verify(pub, message, flip(sig, bit)), "a flipped signature bit must fail"
     if message:
         assert not ed25519.verify(pub, flip(message, rng.randrange(len(message) * 8)), sig)
-    other = Ed25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    other = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     assert not ed25519.verify(other, message, sig)
 
@@ -74,7 +76,9 @@ def test_public_key_formats() -> None:
     assert ed25519.load_public_key(pem.decode()) == raw
     assert ed25519.load_public_key(raw.hex()) == raw
     assert ed25519.load_public_key(base64.b64encode(raw).decode()) == raw
-    rsa_like = b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(os.urandom(60)) + b"\n-----END PUBLIC KEY-----\n"
+    rsa_like = (
+        b"-----BEGIN PUBLIC KEY-----\n" + base64.b64encode(os.urandom(60)) + b"\n-----END PUBLIC KEY-----\n"
+    )
     with pytest.raises(ed25519.KeyFormatError, match="not an Ed25519"):
         ed25519.load_public_key(rsa_like)
     with pytest.raises(ed25519.KeyFormatError):
