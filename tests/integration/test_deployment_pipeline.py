@@ -213,3 +213,23 @@ def test_promote_refuses_a_version_without_staging_checks(world: World) -> None:
     result = CliRunner().invoke(run.cli, ["promote", MODEL, c["model_version"], "--to", "production"])
     assert result.exit_code == 2 and "has not passed its staging checks" in result.output
     assert stage_of(c["model_version"]) == "none"
+
+
+def test_signing_key_comes_from_a_zenml_secret_when_the_environment_names_none(
+    zenml_stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from steps.deployment.control_plane import signing_key
+    from visionloop.deploy.signing import SigningKeyError
+
+    monkeypatch.delenv("VISIONLOOP_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("VISIONLOOP_SIGNING_KEY_FILE", raising=False)
+    secret = "visionloop-test-signing-key"
+    with pytest.raises(SigningKeyError, match="no channel signing key"):
+        signing_key(secret)
+    created = signing_key(secret, create=True)
+    assert Client().get_secret(secret, allow_partial_name_match=False).secret_values["private_key"].startswith(
+        "-----BEGIN PRIVATE KEY-----"
+    )
+    assert signing_key(secret).key_id == created.key_id  # the same key next time, not a new one
+    monkeypatch.setenv("VISIONLOOP_SIGNING_KEY", SIGNING_SEED)
+    assert signing_key(secret).key_id != created.key_id  # the environment wins
