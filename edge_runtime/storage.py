@@ -77,7 +77,28 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-class LocalStore:
+class _Files:
+    """File helpers shared by the stores, in terms of their ``get`` and ``put``."""
+
+    def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
+
+    def put(self, key: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def get_to_file(self, key: str, path: Path) -> bool:
+        """Copy an object to a local file; False when the object does not exist."""
+        data = self.get(key)
+        if data is None:
+            return False
+        Path(path).write_bytes(data)
+        return True
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.put(key, Path(path).read_bytes())
+
+
+class LocalStore(_Files):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser().resolve()
         self.uri = str(self.root)
@@ -93,18 +114,8 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(f"cannot read {self.path(key)}: {exc}") from exc
 
-    def get_to_file(self, key: str, path: Path) -> bool:
-        data = self.get(key)
-        if data is None:
-            return False
-        Path(path).write_bytes(data)
-        return True
-
     def put(self, key: str, data: bytes) -> None:
         atomic_write(self.path(key), data)
-
-    def put_file(self, key: str, path: Path) -> None:
-        self.put(key, Path(path).read_bytes())
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
@@ -123,7 +134,7 @@ class LocalStore:
         self.path(key).unlink(missing_ok=True)
 
 
-class S3Store:
+class S3Store(_Files):
     """``s3://bucket/prefix``; ``endpoint_url`` for an S3-API server other than AWS.
     Credentials come from boto3's usual chain (environment, profile, instance role)."""
 
@@ -172,18 +183,8 @@ class S3Store:
         data: bytes = response["Body"].read()
         return data
 
-    def get_to_file(self, key: str, path: Path) -> bool:
-        data = self.get(key)
-        if data is None:
-            return False
-        Path(path).write_bytes(data)
-        return True
-
     def put(self, key: str, data: bytes) -> None:
         self._call(f"put {key}", self.client.put_object, Key=self.key(key), Body=data)
-
-    def put_file(self, key: str, path: Path) -> None:
-        self.put(key, Path(path).read_bytes())
 
     def exists(self, key: str) -> bool:
         return self._call(f"head {key}", self.client.head_object, Key=self.key(key)) is not None
