@@ -1,0 +1,181 @@
+"""Command line of the edge runtime (numpy, onnxruntime and Pillow; boto3 for s3://).
+
+    python -m edge_runtime serve --channel /mnt/channel --model tags --public-key channel.pub.pem
+    python -m edge_runtime serve --channel s3://bucket/channel --model tags --public-key key.pem \\
+        --state-dir /var/lib/edge --feedback s3://bucket/raw --port 8080 --token-file /etc/edge/token
+    python -m edge_runtime watch --channel /mnt/channel --model tags --public-key key.pem --input /camera
+
+See docs/edge_runtime.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from edge_runtime.channel import STAGES, ChannelClient
+from edge_runtime.ed25519 import KeyFormatError, load_public_key
+from edge_runtime.model import VARIANTS
+from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
+from edge_runtime.server import DEFAULT_MAX_UPLOAD, EdgeServer
+from edge_runtime.storage import open_store
+from edge_runtime.watch import FolderWatcher
+
+log = logging.getLogger("edge_runtime")
+
+TOKEN_ENV = "EDGE_RUNTIME_TOKEN"
+
+
+def positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: ``kind`` parsed from the text, refused unless above zero."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edge_runtime", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--channel", required=True, help="model channel: a folder or s3://bucket/prefix")
+    common.add_argument("--model", required=True, help="model name in the channel")
+    common.add_argument(
+        "--public-key", required=True, type=Path, help="the channel's Ed25519 public key file"
+    )
+    common.add_argument("--stage", default="production", choices=STAGES)
+    common.add_argument(
+        "--state-dir", type=Path, default=Path("edge-state"), help="verified models, spool, logs"
+    )
+    common.add_argument(
+        "--variant", default="float", choices=VARIANTS, help="int8 falls back to float if absent"
+    )
+    common.add_argument("--keep", type=positive(int), default=3, help="good versions kept on disk")
+    common.add_argument("--poll", type=positive(float), default=30.0, help="seconds between channel checks")
+    common.add_argument("--backoff-cap", type=positive(float), default=300.0, help="longest retry delay, s")
+    common.add_argument("--threads", type=positive(int), default=None, help="onnxruntime intra-op threads")
+    common.add_argument(
+        "--max-inflight",
+        type=positive(int),
+        default=None,
+        help="images run at once (default cores // threads)",
+    )
+    common.add_argument(
+        "--endpoint-url", default=None, help="S3 endpoint for s3:// channel or feedback store"
+    )
+    common.add_argument(
+        "--feedback", default=None, help="raw image store (folder or s3://) for feedback images"
+    )
+    common.add_argument("--spool-max-mb", type=positive(float), default=512.0, help="feedback spool bound")
+    common.add_argument("--device-id", default=socket.gethostname())
+    common.add_argument("--shadow", action="store_true", help="also run the staging model, log disagreements")
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    serve = sub.add_parser("serve", parents=[common], help="HTTP inference server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    serve.add_argument("--port", type=int, default=8080, help="0 picks a free port (logged)")
+    serve.add_argument("--token", default=None, help=f"bearer token (prefer --token-file or ${TOKEN_ENV})")
+    serve.add_argument("--token-file", type=Path, default=None)
+    serve.add_argument("--max-upload-bytes", type=positive(int), default=DEFAULT_MAX_UPLOAD)
+
+    watch = sub.add_parser("watch", parents=[common], help="process images dropped into a folder")
+    watch.add_argument("--input", required=True, type=Path, help="folder the camera writes to")
+    watch.add_argument(
+        "--output", type=Path, default=None, help="results folder (default: beside the images)"
+    )
+    watch.add_argument(
+        "--processed", type=Path, default=None, help="where done images go (default input/processed)"
+    )
+    watch.add_argument("--watch-poll", type=positive(float), default=1.0, help="seconds between folder scans")
+    return parser
+
+
+def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
+    try:
+        public_key = load_public_key(args.public_key.read_bytes())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the public key {args.public_key}: {exc}") from exc
+    except KeyFormatError as exc:
+        raise SystemExit(f"{args.public_key}: {exc}") from exc
+    client = ChannelClient(open_store(args.channel, args.endpoint_url), public_key)
+    feedback = open_store(args.feedback, args.endpoint_url) if args.feedback else None
+    config = RuntimeConfig(
+        model=args.model,
+        stage=args.stage,
+        state_dir=args.state_dir,
+        variant=args.variant,
+        keep=args.keep,
+        poll_s=args.poll,
+        backoff_cap_s=args.backoff_cap,
+        threads=args.threads,
+        max_inflight=args.max_inflight,
+        device_id=args.device_id,
+        spool_max_bytes=int(args.spool_max_mb * 2**20),
+        shadow=args.shadow,
+    )
+    if feedback is None:
+        log.warning("no --feedback store: uncertain images stay in the spool %s", args.state_dir / "spool")
+    return EdgeRuntime(config, client, feedback)
+
+
+def token_of(args: argparse.Namespace) -> str | None:
+    if args.token_file is not None:
+        try:
+            return args.token_file.read_text().strip() or None
+        except OSError as exc:
+            raise SystemExit(f"cannot read the token file {args.token_file}: {exc}") from exc
+    return args.token or os.environ.get(TOKEN_ENV) or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    runtime = make_runtime(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    runtime.start()
+    if runtime.current is None:
+        log.warning("no good model on disk yet: waiting for the channel %s", args.channel)
+    if args.command == "serve":
+        token = token_of(args)
+        if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+            log.warning("listening on %s without a bearer token: anyone on the network can use it", args.host)
+        server = EdgeServer(runtime, args.host, args.port, token, args.max_upload_bytes)
+        server.start_background()
+        log.info("listening on %s", server.url)
+        stop.wait()
+        server.shutdown()
+        server.server_close()
+    else:
+        watcher = FolderWatcher(runtime, args.input, args.output, args.processed, args.watch_poll)
+        thread = threading.Thread(target=watcher.run, name="watch", daemon=True)
+        thread.start()
+        stop.wait()
+        watcher.stop()
+        thread.join(timeout=30)
+    runtime.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The prediction log: one JSON line per image, for the monitoring pipeline.
+
+Each line holds ``time`` (ISO 8601 UTC), ``model``, ``version``, ``variant``,
+``latency_ms``, ``boxes`` (count), ``max_score`` (0 when nothing was detected),
+``box_sizes`` (per detection ``[width, height]`` in original-image pixels, xyxy boxes'
+sides), ``classes`` (per detection), the image statistics of ``edge_runtime.imagestats`` (the
+same function the monitoring pipeline applies to its reference data: brightness,
+contrast, sharpness, colour means, saturation, width, height, aspect), ``feedback``
+(why the image was spooled, or null) and ``source``.
+
+The file is appended under a lock and rotated once it passes ``max_bytes``
+(``predictions.jsonl`` -> ``predictions.jsonl.1``, the older ``.1`` is dropped), so the
+log never grows without bound on a device.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.detector import Detection
+from edge_runtime.imagestats import image_stats
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PredictionLog", "image_stats", "record"]
+
+
+def record(
+    detections: list[Detection], stats: dict[str, float], latency_ms: float, **fields: Any
+) -> dict[str, Any]:
+    """The log line of one image (see the module docstring)."""
+    return {
+        **fields,
+        "latency_ms": round(latency_ms, 3),
+        "boxes": len(detections),
+        "max_score": round(max((d.score for d in detections), default=0.0), 4),
+        "box_sizes": [[round(d.box[2] - d.box[0], 1), round(d.box[3] - d.box[1], 1)] for d in detections],
+        "classes": [d.class_name for d in detections],
+        **stats,
+    }
+
+
+class PredictionLog:
+    def __init__(self, path: Path, max_bytes: int = 64 * 2**20) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
+        self.lines = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n"
+        with self._lock:
+            try:
+                if self.path.exists() and self.path.stat().st_size > self.max_bytes:
+                    os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(line)
+                self.lines += 1
+            except OSError as exc:  # a full disk must not stop predictions
+                self.errors += 1
+                if self.errors == 1 or self.errors % 100 == 0:
+                    log.error(
+                        "prediction log %s: cannot write (%s); %d lines lost", self.path, exc, self.errors
+                    )

@@ -1,0 +1,241 @@
+"""The edge runtime put together: the update agent(s), prediction, the feedback spool
+and uploader, the prediction log and shadow mode. The HTTP server (``server.py``) and
+the folder watcher (``watch.py``) both call ``EdgeRuntime.predict``.
+
+State folder layout (``--state-dir``)::
+
+    <model>/<stage>/...     the agents' verified versions and state (see agent.py)
+    spool/                  feedback waiting for upload (see spool.py)
+    predictions.jsonl       the prediction log (see predlog.py)
+    shadow.jsonl            where staging disagreed with production (shadow mode)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import UnidentifiedImageError
+
+from edge_runtime import predlog
+from edge_runtime.agent import Backoff, StageAgent
+from edge_runtime.channel import ChannelClient
+from edge_runtime.detector import Detection, open_image
+from edge_runtime.model import LoadedModel, Thresholds
+from edge_runtime.predlog import PredictionLog
+from edge_runtime.shadow import Shadow
+from edge_runtime.spool import FeedbackSpool, Uploader
+from edge_runtime.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class NoModelError(RuntimeError):
+    """No verified model is loaded yet (first start, channel not answering)."""
+
+
+class BadImageError(ValueError):
+    """The bytes are not an image Pillow can decode."""
+
+
+@dataclass
+class RuntimeConfig:
+    model: str
+    stage: str = "production"
+    state_dir: Path = Path("edge-state")
+    variant: str = "float"
+    keep: int = 3
+    poll_s: float = 30.0
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    threads: int | None = None
+    device_id: str = socket.gethostname()
+    spool_max_bytes: int = 512 * 2**20
+    upload_idle_s: float = 5.0
+    predlog_max_bytes: int = 64 * 2**20
+    shadow: bool = False
+    max_inflight: int | None = None  # None: cores // threads (1 when threads is None)
+
+
+def inflight_limit(config: RuntimeConfig) -> int:
+    """How many images are decoded and run at once; more requests wait their turn.
+
+    onnxruntime already spreads one inference over ``threads`` cores (all of them by
+    default); running more at once than the cores allow only adds latency to each and
+    an activation buffer per concurrent run to the resident memory."""
+    if config.max_inflight is not None:
+        if config.max_inflight < 1:
+            raise ValueError(f"max_inflight must be at least 1, got {config.max_inflight}")
+        return config.max_inflight
+    if config.threads is None:
+        return 1
+    return max(1, (os.cpu_count() or 1) // config.threads)
+
+
+def feedback_reason(detections: list[Detection], thresholds: Thresholds) -> str | None:
+    """Why an image goes back for labelling: nothing above ``conf``, or a detection
+    scoring inside the uncertainty band ``[uncertain_low, uncertain_high)``; else None."""
+    if not any(d.score > thresholds.conf for d in detections):
+        return "no detection above conf"
+    for d in detections:
+        if thresholds.uncertain_low <= d.score < thresholds.uncertain_high:
+            return f"uncertain score {d.score:.3f}"
+    return None
+
+
+class EdgeRuntime:
+    def __init__(self, config: RuntimeConfig, client: ChannelClient, feedback_store: Store | None) -> None:
+        self.config = config
+        self.state_dir = Path(config.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+
+        def agent(stage: str) -> StageAgent:
+            return StageAgent(
+                client,
+                config.model,
+                stage,
+                self.state_dir,
+                variant=config.variant,
+                keep=config.keep,
+                poll_s=config.poll_s,
+                backoff=Backoff(config.backoff_base_s, config.backoff_cap_s),
+                threads=config.threads,
+            )
+
+        self.agent = agent(config.stage)
+        self.shadow_agent = agent("staging") if config.shadow and config.stage != "staging" else None
+        self.shadow = (
+            Shadow(
+                lambda: self.shadow_agent.current if self.shadow_agent else None,
+                self.state_dir / "shadow.jsonl",
+            )
+            if self.shadow_agent
+            else None
+        )
+        self.spool = FeedbackSpool(self.state_dir / "spool", config.spool_max_bytes)
+        self.uploader = (
+            Uploader(self.spool, feedback_store, idle_s=config.upload_idle_s) if feedback_store else None
+        )
+        self.predlog = PredictionLog(self.state_dir / "predictions.jsonl", config.predlog_max_bytes)
+        self.inflight = inflight_limit(config)
+        self._slots = threading.BoundedSemaphore(self.inflight)
+        self.started_at = time.time()
+        self.predictions = 0
+        self.errors = 0
+
+    def start(self, background: bool = True) -> None:
+        """Restore the last good model from disk, then start polling and uploading."""
+        for agent in (self.agent, self.shadow_agent):
+            if agent is not None:
+                agent.restore()
+                if background:
+                    agent.start()
+        if background:
+            if self.uploader:
+                self.uploader.start()
+            if self.shadow:
+                self.shadow.start()
+
+    def stop(self) -> None:
+        for agent in (self.agent, self.shadow_agent):
+            if agent is not None:
+                agent.stop()
+        if self.uploader:
+            self.uploader.stop()
+        if self.shadow:
+            self.shadow.stop()
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self.agent.current
+
+    def predict(self, data: bytes, source: str = "http") -> dict[str, Any]:
+        """Detections for encoded image bytes, as a JSON-able dict; boxes xyxy in pixels of
+        the (EXIF-oriented) image. Raises NoModelError or BadImageError."""
+        loaded = self.agent.current  # one reference for the whole request: a swap cannot split it
+        if loaded is None:
+            raise NoModelError(
+                f"no model loaded yet: {self.agent.status.last_error or 'waiting for the channel'}"
+            )
+        with self._slots:
+            started = time.perf_counter()
+            try:
+                image = open_image(data)
+            except Exception as exc:  # Pillow's plugins raise many kinds on hostile bytes
+                kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
+                raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
+            detections = loaded.predict(image)
+            latency_ms = (time.perf_counter() - started) * 1000
+            stats = predlog.image_stats(image)
+        self.predictions += 1
+        reason = feedback_reason(detections, loaded.thresholds)
+        spooled = None
+        if reason is not None:
+            spooled = self.spool.add(
+                data,
+                {
+                    "model": loaded.name,
+                    "version": loaded.version_id,
+                    "variant": loaded.variant,
+                    "reason": reason,
+                    "scores": [round(d.score, 4) for d in detections],
+                    "detections": [d.to_dict() for d in detections],
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "device_id": self.config.device_id,
+                    "source": source,
+                },
+            )
+            if spooled == "spooled" and self.uploader:
+                self.uploader.wake()
+        self.predlog.write(
+            predlog.record(
+                detections,
+                stats,
+                latency_ms,
+                time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                model=loaded.name,
+                version=loaded.version_id,
+                variant=loaded.variant,
+                feedback=reason,
+                source=source,
+                device_id=self.config.device_id,
+            )
+        )
+        if self.shadow is not None:
+            self.shadow.submit(image, data, loaded.version_id, detections)
+        return {
+            "model": loaded.name,
+            "version": loaded.version_id,
+            "variant": loaded.variant,
+            "latency_ms": round(latency_ms, 3),
+            "image_size": list(image.size),
+            "detections": [d.to_dict() for d in detections],
+            "feedback": {"reason": reason, "spool": spooled} if reason else None,
+        }
+
+    def health(self) -> dict[str, Any]:
+        loaded = self.agent.current
+        doc: dict[str, Any] = {
+            "status": "ok" if loaded is not None else "no-model",
+            "model": self.config.model,
+            "stage": self.config.stage,
+            "version": loaded.version_id if loaded else None,
+            "variant": loaded.variant if loaded else None,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "predictions": self.predictions,
+            "errors": self.errors,
+            "max_inflight": self.inflight,
+            "agent": self.agent.describe(),
+            "spool": self.spool.describe(),
+            "uploader_error": self.uploader.last_error if self.uploader else None,
+            "predictions_log": str(self.predlog.path),
+        }
+        if self.shadow_agent is not None and self.shadow is not None:
+            doc["shadow"] = {"agent": self.shadow_agent.describe(), **self.shadow.counters}
+        return doc
