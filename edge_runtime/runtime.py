@@ -125,6 +125,7 @@ class EdgeRuntime:
         self.predlog = PredictionLog(self.state_dir / "predictions.jsonl", config.predlog_max_bytes)
         self.inflight = inflight_limit(config)
         self._slots = threading.BoundedSemaphore(self.inflight)
+        self._count_lock = threading.Lock()
         self.started_at = time.time()
         self.predictions = 0
         self.errors = 0
@@ -173,7 +174,8 @@ class EdgeRuntime:
             detections = loaded.predict(image)
             latency_ms = (time.perf_counter() - started) * 1000
             stats = predlog.image_stats(image)
-        self.predictions += 1
+        with self._count_lock:
+            self.predictions += 1
         reason = feedback_reason(detections, loaded.thresholds)
         spooled = None
         if reason is not None:
@@ -218,6 +220,10 @@ class EdgeRuntime:
             "detections": [d.to_dict() for d in detections],
             "feedback": {"reason": reason, "spool": spooled} if reason else None,
         }
+
+    def count_error(self) -> None:
+        with self._count_lock:
+            self.errors += 1
 
     def health(self) -> dict[str, Any]:
         loaded = self.agent.current

@@ -109,7 +109,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         except NoModelError as exc:
             self._send(503, {"error": str(exc)})
         except Exception as exc:  # the model failed on this image: answer, keep serving
-            runtime.errors += 1
+            runtime.count_error()
             log.exception("prediction failed")
             self._send(500, {"error": f"prediction failed: {type(exc).__name__}: {exc}"})
         else:

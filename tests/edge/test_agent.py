@@ -9,14 +9,17 @@ import shutil
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from edge_runtime.agent import Backoff
-from edge_runtime.channel import pointer_key, sha256_hex, sign_pointer_body
-from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.channel import ChannelClient, pointer_key, sha256_hex, sign_pointer_body
+from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
+from edge_runtime.storage import S3Store
 from tests.deploy.channel_helpers import key
-from tests.edge.helpers import MODEL, Channel, Prober, make_runtime, request, serving
+from tests.edge.helpers import MODEL, Channel, Prober, image_bytes, make_runtime, request, serving
+from tests.moto_server import free_port
 from visionloop.deploy.channel import ChannelPublisher, Release
 
 
@@ -244,7 +247,6 @@ def test_int8_asked_for_but_absent_falls_back_to_float(
     assert status == 200 and doc["variant"] == "float" and doc["thresholds"]["conf"] == 0.05
 
 
-@pytest.mark.slow
 def test_int8_variant_is_served_when_shipped(abd_onnx: Path, channel: Channel, tmp_path: Path) -> None:
     from tests.conftest import METAL_TAGS
     from tests.deploy.channel_helpers import THRESHOLDS, onnx_blob, samples
@@ -260,3 +262,28 @@ def test_int8_variant_is_served_when_shipped(abd_onnx: Path, channel: Channel, t
     runtime = started(channel, tmp_path / "state", variant="int8")
     assert runtime.current is not None and runtime.current.variant == "int8"
     assert runtime.current.model_file == "model.int8.onnx"
+
+
+@pytest.mark.s3
+def test_s3_channel_and_an_s3_server_that_stops_answering(
+    s3_bucket: tuple[Any, str], s3_server: Any, rel: Release, tmp_path: Path
+) -> None:
+    _, bucket = s3_bucket
+    uri = f"s3://{bucket}/channel"
+    publisher = ChannelPublisher(S3Store(uri, endpoint_url=s3_server.endpoint_url), key(1))
+    publisher.publish(rel)
+    publisher.set_pointer(MODEL, "production", "1")
+    config = RuntimeConfig(model=MODEL, state_dir=tmp_path / "state", threads=1)
+    up = EdgeRuntime(
+        config, ChannelClient(S3Store(uri, endpoint_url=s3_server.endpoint_url), key(1).public_raw), None
+    )
+    up.start(background=False)
+    assert up.agent.check_once() and up.current is not None and up.current.version_id == "1"
+    # the same device, restarted while the S3 endpoint does not answer (nothing listens there)
+    dead = f"http://127.0.0.1:{free_port()}"
+    down = EdgeRuntime(config, ChannelClient(S3Store(uri, endpoint_url=dead), key(1).public_raw), None)
+    down.start(background=False)
+    assert down.current is not None and down.current.version_id == "1"
+    assert not down.agent.check_once()
+    assert down.agent.status.channel_reachable is False and dead in (down.agent.status.last_error or "")
+    assert down.predict(image_bytes(1))["version"] == "1"
