@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help=f"bearer token (prefer --token-file or ${TOKEN_ENV})")
     serve.add_argument("--token-file", type=Path, default=None)
     serve.add_argument("--max-upload-bytes", type=positive(int), default=DEFAULT_MAX_UPLOAD)
+    serve.add_argument("--max-connections", type=positive(int), default=32, help="more get 503 at once")
 
     watch = sub.add_parser("watch", parents=[common], help="process images dropped into a folder")
     watch.add_argument("--input", required=True, type=Path, help="folder the camera writes to")
@@ -160,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         token = token_of(args)
         if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
             log.warning("listening on %s without a bearer token: anyone on the network can use it", args.host)
-        server = EdgeServer(runtime, args.host, args.port, token, args.max_upload_bytes)
+        server = EdgeServer(
+            runtime, args.host, args.port, token, args.max_upload_bytes, int(args.max_connections)
+        )
         server.start_background()
         log.info("listening on %s", server.url)
         stop.wait()

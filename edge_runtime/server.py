@@ -15,11 +15,15 @@ Endpoints (JSON answers)::
 
 With a token (``--token`` or ``$EDGE_RUNTIME_TOKEN``) every ``/v1/`` request needs
 ``Authorization: Bearer <token>``; ``/healthz`` stays open for liveness probes. The
-server binds 127.0.0.1 unless told otherwise.
+server binds 127.0.0.1 unless told otherwise. At most ``max_connections`` connections
+are served at once (a thread each; an idle keep-alive connection is closed after 30 s);
+more get a 503 straight away. Inference itself is limited further by the runtime's
+``max_inflight``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -32,11 +36,18 @@ from edge_runtime.runtime import BadImageError, EdgeRuntime, NoModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD = 16 * 2**20
+BUSY_BODY = b'{"error":"too many connections; retry later"}'
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(BUSY_BODY)}\r\nConnection: close\r\n\r\n".encode()
+    + BUSY_BODY
+)
 
 
 class EdgeHandler(BaseHTTPRequestHandler):
     server: EdgeServer
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds an idle keep-alive connection may hold its thread
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         log.debug("%s %s", self.address_string(), format % args)
@@ -67,6 +78,10 @@ class EdgeHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             health = runtime.health()
+            health["http"] = {
+                "max_connections": self.server.max_connections,
+                "refused_busy": self.server.refused_busy,
+            }
             self._send(200 if health["status"] == "ok" else 503, health)
         elif path == "/v1/model":
             if not self._authorized():
@@ -128,11 +143,32 @@ class EdgeServer(ThreadingHTTPServer):
         port: int = 8080,
         token: str | None = None,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+        max_connections: int = 32,
     ) -> None:
         super().__init__((host, port), EdgeHandler)
         self.runtime = runtime
         self.token = token
         self.max_upload_bytes = max_upload_bytes
+        self.max_connections = max_connections
+        self.refused_busy = 0
+        self._connections = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most ``max_connections``: beyond that the
+        connection gets a 503 at once instead of a thread (and its upload a buffer)."""
+        if not self._connections.acquire(blocking=False):
+            self.refused_busy += 1
+            with contextlib.suppress(OSError):
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
 
     @property
     def url(self) -> str:

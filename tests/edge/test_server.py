@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from pathlib import Path
 
 from edge_runtime.detector import OnnxDetector
@@ -151,3 +152,23 @@ def test_disagreement_rule() -> None:
     assert "missing in staging" in (disagreement([a], [Detection(2, "x", 0.9, a.box)]) or "")
     assert "IoU" in (disagreement([a], [Detection(1, "tag", 0.9, (40.0, 40.0, 90.0, 90.0))]) or "")
     assert "1 detections in production, 0" in (disagreement([a], []) or "")
+
+
+def test_connections_beyond_the_limit_get_503_at_once(channel: Channel, rel: Release, tmp_path: Path) -> None:
+    channel.publish(rel, "1")
+    runtime = make_runtime(channel, tmp_path / "state")
+    runtime.start(background=False)
+    runtime.agent.check_once()
+    with serving(runtime, max_connections=1) as server:
+        host, port = server.server_address[:2]
+        idle = http.client.HTTPConnection(str(host), int(port), timeout=30)
+        idle.request("GET", "/healthz")  # keep-alive: this connection keeps its thread
+        assert idle.getresponse().read()
+        status, doc = request(server, "GET", "/healthz")
+        assert status == 503 and "too many connections" in doc["error"]
+        idle.close()
+        deadline = time.monotonic() + 30
+        while (status := request(server, "GET", "/healthz")[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the closed connection's thread finishes
+        status, health = request(server, "GET", "/healthz")
+        assert status == 200 and health["http"]["refused_busy"] >= 1
