@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -287,3 +288,30 @@ def test_s3_channel_and_an_s3_server_that_stops_answering(
     assert not down.agent.check_once()
     assert down.agent.status.channel_reachable is False and dead in (down.agent.status.last_error or "")
     assert down.predict(image_bytes(1))["version"] == "1"
+
+
+def test_background_loop_backs_off_while_the_channel_is_down(
+    channel: Channel, rel: Release, tmp_path: Path
+) -> None:
+    channel.publish(rel, "1")
+    runtime = make_runtime(channel, tmp_path / "state", poll_s=0.01, backoff_base_s=0.01, backoff_cap_s=0.08)
+    runtime.start(background=False)
+    assert runtime.agent.check_once()
+    away = tmp_path / "away"
+    channel.root.rename(away)
+    runtime.agent.start()
+    try:
+        status = runtime.agent.status
+        deadline = time.monotonic() + 60
+        while status.consecutive_failures < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert status.consecutive_failures >= 6
+        assert status.next_check_in_s is not None and 0.8 * 0.08 <= status.next_check_in_s <= 0.08
+        assert runtime.current is not None and runtime.current.version_id == "1"
+        away.rename(channel.root)
+        while (status.consecutive_failures or status.next_check_in_s != 0.01) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert status.consecutive_failures == 0 and status.next_check_in_s == 0.01, "back to polling"
+        assert runtime.agent.backoff.failures == 0
+    finally:
+        runtime.stop()
