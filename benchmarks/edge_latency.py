@@ -5,7 +5,7 @@ The model is the ABD YOLOv8n checkpoint (``visionloop.training.offline.abd_check
 offline) exported to a fixed-shape ONNX at ``--imgsz`` (480); the images are the
 ``data/metal-tags`` JPEGs (450x300), taken in turn. Conf 0.25, IoU 0.7 everywhere.
 
-    (a) ultralytics ``YOLO(.pt).predict(path)``            torch, ``--threads`` threads
+    (a) ultralytics ``YOLO(.pt).predict(path)``            torch on the CPU, ``--threads`` threads
     (b) ultralytics ``YOLO(.onnx).predict(path)``          onnxruntime inside ultralytics
     (c) bare ``session.run`` on a ready tensor             the floor: no decoding, no NMS
     (c8) the same on the INT8 model (``visionloop.training.quantize.quantize_int8``)
@@ -179,6 +179,16 @@ class Server:
         self.proc.wait(timeout=30)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def summary(times_s: list[float]) -> dict[str, float]:
     ms = sorted(t * 1000 for t in times_s)
     return {
@@ -236,14 +246,38 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--load-seconds", type=float, default=10.0)
     parser.add_argument("--results", type=Path, default=None, help="JSON results (default: workdir)")
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help="reuse abd.pt, channel/ and channel.pub.pem of an earlier run in --workdir "
+        "(another machine with ultralytics but not visionloop's dependencies)",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
-    weights, onnx_path, int8_path = prepare_models(args.workdir, args.imgsz, args.calib)
-    channel, pub = build_channel(args.workdir, onnx_path, int8_path, args.imgsz)
+    if args.prepared:
+        os.environ.update({"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_VERBOSE": "false"})
+        os.environ.setdefault("YOLO_CONFIG_DIR", str(args.workdir / "ultralytics-config"))
+        weights, channel, pub = (
+            args.workdir / "abd.pt",
+            args.workdir / "channel",
+            args.workdir / "channel.pub.pem",
+        )
+        version = channel / "models" / MODEL / "1"
+        onnx_path = version / "model.onnx"
+        int8_path: Path | None = (
+            version / "model.int8.onnx" if (version / "model.int8.onnx").exists() else None
+        )
+        for needed in (weights, onnx_path, pub):
+            if not needed.exists():
+                raise SystemExit(f"--prepared: {needed} is missing; run once without --prepared first")
+    else:
+        weights, onnx_path, int8_path = prepare_models(args.workdir, args.imgsz, args.calib)
+        channel, pub = build_channel(args.workdir, onnx_path, int8_path, args.imgsz)
 
     import numpy as np
     import onnxruntime as ort
     import torch
+    import ultralytics
     from ultralytics import YOLO
 
     from edge_runtime.channel import ChannelClient
@@ -279,7 +313,7 @@ def main() -> None:
     bare = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     feed = {bare.get_inputs()[0].name: np.ascontiguousarray(tensor)}
     server = Server(channel, pub, args.workdir / "state-http", args.threads)
-    kwargs = {"imgsz": args.imgsz, "conf": CONF, "iou": IOU, "verbose": False}
+    kwargs = {"imgsz": args.imgsz, "conf": CONF, "iou": IOU, "verbose": False, "device": "cpu"}
 
     assert edge.current is not None
     loaded = edge.current
@@ -329,13 +363,15 @@ def main() -> None:
         "threads": args.threads,
         "runs": args.runs,
         "images": len(images),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "onnxruntime": ort.__version__,
         "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
     }
     floor = results["(c) bare session.run, ready tensor"]["median_ms"]
     print(f"\n{'method':45s} {'median':>8s} {'p90':>8s} {'mean':>8s} {'img/s':>7s}  x floor")

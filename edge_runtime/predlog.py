@@ -11,6 +11,13 @@ contrast, sharpness, colour means, saturation, width, height, aspect), ``feedbac
 The file is appended under a lock and rotated once it passes ``max_bytes``
 (``predictions.jsonl`` -> ``predictions.jsonl.1``, the older ``.1`` is dropped), so the
 log never grows without bound on a device.
+
+Once ``start()``-ed, the image statistics and the write happen in a background thread
+(``submit`` only queues the image): a request does not wait for them. The queue is
+bounded (``queue_size`` decoded images, which bounds the memory it holds); when the
+device cannot keep up, lines are dropped and counted in ``dropped`` (shown in
+``/healthz``) rather than slowing predictions down. Without ``start()`` (tests, tools)
+``submit`` writes at once.
 """
 
 from __future__ import annotations
@@ -18,9 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from edge_runtime.detector import Detection
 from edge_runtime.imagestats import image_stats
@@ -45,14 +55,63 @@ def record(
     }
 
 
+Pending = tuple[Image.Image, list[Detection], float, dict[str, Any]]
+
+
 class PredictionLog:
-    def __init__(self, path: Path, max_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, path: Path, max_bytes: int = 64 * 2**20, queue_size: int = 16) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.lines = 0
         self.errors = 0
+        self.dropped = 0
         self._lock = threading.Lock()
+        self._queue: queue.Queue[Pending | None] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, image: Image.Image, detections: list[Detection], latency_ms: float, fields: dict[str, Any]
+    ) -> None:
+        """Log one prediction (statistics computed from ``image``), in the background once started."""
+        if self._thread is None:
+            self._log((image, detections, latency_ms, fields))
+            return
+        try:
+            self._queue.put_nowait((image, detections, latency_ms, fields))
+        except queue.Full:
+            self.dropped += 1
+
+    def _log(self, item: Pending) -> None:
+        image, detections, latency_ms, fields = item
+        self.write(record(detections, image_stats(image), latency_ms, **fields))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="predlog", daemon=True)
+        self._thread.start()
+
+    def flush(self) -> None:
+        """Wait until every submitted prediction is written."""
+        self._queue.join()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._log(item)
+            except Exception as exc:  # a bad line must not stop the log
+                self.errors += 1
+                log.error("prediction log: cannot log a prediction: %s", exc)
+            finally:
+                self._queue.task_done()
 
     def write(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n"

@@ -23,7 +23,6 @@ from typing import Any
 
 from PIL import UnidentifiedImageError
 
-from edge_runtime import predlog
 from edge_runtime.agent import Backoff, StageAgent
 from edge_runtime.channel import ChannelClient
 from edge_runtime.detector import Detection, open_image
@@ -75,7 +74,16 @@ def inflight_limit(config: RuntimeConfig) -> int:
         return config.max_inflight
     if config.threads is None:
         return 1
-    return max(1, (os.cpu_count() or 1) // config.threads)
+    return max(1, usable_cores() // config.threads)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under taskset or a
+    container's cpuset), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def feedback_reason(detections: list[Detection], thresholds: Thresholds) -> str | None:
@@ -138,6 +146,7 @@ class EdgeRuntime:
                 if background:
                     agent.start()
         if background:
+            self.predlog.start()
             if self.uploader:
                 self.uploader.start()
             if self.shadow:
@@ -151,6 +160,7 @@ class EdgeRuntime:
             self.uploader.stop()
         if self.shadow:
             self.shadow.stop()
+        self.predlog.stop()
 
     @property
     def current(self) -> LoadedModel | None:
@@ -173,7 +183,6 @@ class EdgeRuntime:
                 raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
             detections = loaded.predict(image)
             latency_ms = (time.perf_counter() - started) * 1000
-            stats = predlog.image_stats(image)
         with self._count_lock:
             self.predictions += 1
         reason = feedback_reason(detections, loaded.thresholds)
@@ -195,19 +204,19 @@ class EdgeRuntime:
             )
             if spooled == "spooled" and self.uploader:
                 self.uploader.wake()
-        self.predlog.write(
-            predlog.record(
-                detections,
-                stats,
-                latency_ms,
-                time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                model=loaded.name,
-                version=loaded.version_id,
-                variant=loaded.variant,
-                feedback=reason,
-                source=source,
-                device_id=self.config.device_id,
-            )
+        self.predlog.submit(
+            image,
+            detections,
+            latency_ms,
+            {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "model": loaded.name,
+                "version": loaded.version_id,
+                "variant": loaded.variant,
+                "feedback": reason,
+                "source": source,
+                "device_id": self.config.device_id,
+            },
         )
         if self.shadow is not None:
             self.shadow.submit(image, data, loaded.version_id, detections)
@@ -240,7 +249,12 @@ class EdgeRuntime:
             "agent": self.agent.describe(),
             "spool": self.spool.describe(),
             "uploader_error": self.uploader.last_error if self.uploader else None,
-            "predictions_log": str(self.predlog.path),
+            "predictions_log": {
+                "path": str(self.predlog.path),
+                "lines": self.predlog.lines,
+                "dropped": self.predlog.dropped,
+                "errors": self.predlog.errors,
+            },
         }
         if self.shadow_agent is not None and self.shadow is not None:
             doc["shadow"] = {"agent": self.shadow_agent.describe(), **self.shadow.counters}

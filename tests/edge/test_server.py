@@ -172,3 +172,20 @@ def test_connections_beyond_the_limit_get_503_at_once(channel: Channel, rel: Rel
             time.sleep(0.01)  # the closed connection's thread finishes
         status, health = request(server, "GET", "/healthz")
         assert status == 200 and health["http"]["refused_busy"] >= 1
+
+
+def test_prediction_log_in_the_background(channel: Channel, rel: Release, tmp_path: Path) -> None:
+    channel.publish(rel, "1")
+    runtime = make_runtime(channel, tmp_path / "state")
+    runtime.start(background=False)
+    runtime.agent.check_once()
+    runtime.predlog.start()
+    try:
+        results = [runtime.predict(image_bytes(i)) for i in range(5)]
+        runtime.predlog.flush()
+    finally:
+        runtime.predlog.stop()
+    lines = [json.loads(x) for x in runtime.predlog.path.read_text().splitlines()]
+    assert len(lines) + runtime.predlog.dropped == 5 and runtime.predlog.errors == 0
+    by_latency = {r["latency_ms"]: r for r in results}
+    assert all(line["boxes"] == len(by_latency[line["latency_ms"]]["detections"]) for line in lines)
