@@ -4,8 +4,9 @@ One run measures, on a generated folder of N JPEGs (450x300, ~30 KB, seeded cont
 with a Ground Truth CSV in the metal-tags format:
 
 1. floor: a bare Pillow loop that opens and fully decodes every image;
-2. visionloop, cold: ``ingest`` + ``QARunner.run`` (fresh blob store, fresh facts cache)
-   + ``assign_splits`` + ``ImageDataset(...).version_id``;
+2. visionloop, cold: ``Scan`` (list + labels) streaming its candidates into
+   ``QARunner.run`` (fresh blob store, fresh facts cache) + ``set_splits`` (in place)
+   + ``ImageDataset(...).version_id``;
 3. visionloop, warm: a re-run with nothing changed, then a re-version after adding 1%
    new images (and their CSV rows), with the same blob store and facts cache;
 4. peak memory of the cold path at N/10 and N images, each in its own subprocess
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,10 @@ from PIL import Image, ImageDraw, ImageFilter, features  # noqa: E402
 from visionloop.data.blobstore import LocalBlobStore  # noqa: E402
 from visionloop.data.dataset import DatasetManifest, ImageDataset  # noqa: E402
 from visionloop.data.facts_cache import FactsCache  # noqa: E402
-from visionloop.data.ingest import ingest  # noqa: E402
+from visionloop.data.ingest import Scan  # noqa: E402
 from visionloop.data.qa import QAConfig, QARunner  # noqa: E402
 from visionloop.data.sources import LocalSource  # noqa: E402
-from visionloop.data.split import SplitConfig, assign_splits  # noqa: E402
+from visionloop.data.split import SplitConfig, set_splits  # noqa: E402
 
 GENERATOR_VERSION = 1
 WIDTH, HEIGHT = 450, 300
@@ -294,39 +296,52 @@ class TimedBlobStore(LocalBlobStore):
             self.put_s += time.perf_counter() - t0
 
 
-def visionloop_version(folder: Path, blob_root: Path, cache_path: Path) -> dict[str, Any]:
-    """ingest + QA + split + version id of ``folder``; the timings of each phase."""
+def visionloop_version(
+    folder: Path, blob_root: Path, cache_path: Path, on_phase: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """ingest + QA + split + version id of ``folder``; the timings of each phase.
+
+    The candidates stream from ingestion into QA (``Scan.candidates``), so the "ingest"
+    phase is listing the folder and importing the labels, and making each candidate is
+    part of "qa". The split is set in place on QA's records. ``on_phase`` (the memory
+    child's) is called with each phase's name as it ends."""
+    phase_done = on_phase or (lambda name: None)
     with Clock() as clock:
         t0 = time.perf_counter()
         source = LocalSource(folder)
-        found = ingest(source, "ground-truth", CLASS_NAMES, GROUP_PATTERN)
+        scan = Scan(source, "ground-truth", CLASS_NAMES, GROUP_PATTERN)
+        phase_done("ingest")
         t1 = time.perf_counter()
         blobs = TimedBlobStore(blob_root)
         cache = FactsCache(cache_path)
-        runner = QARunner(source, blobs, found.class_names, QAConfig(), cache)
+        runner = QARunner(source, blobs, scan.class_names, QAConfig(), cache)
         try:
-            records, report = runner.run(found.candidates, found.source_uri)
+            records, report = runner.run(scan.candidates(), scan.source_uri)
         finally:
             cache.close()
+        phase_done("qa")
         t2 = time.perf_counter()
-        records = assign_splits(records, SplitConfig())
+        set_splits(records, SplitConfig())
+        phase_done("split")
         t3 = time.perf_counter()
         jobs = sorted({r.labeling_job for r in records if r.labeling_job})
         manifest = DatasetManifest(
-            class_names=found.class_names,
-            source=found.source_uri,
-            label_format=found.format,
+            class_names=scan.class_names,
+            source=scan.source_uri,
+            label_format=scan.format,
             records=records,
             labeling_jobs=jobs,
         )
+        del records
         dataset = ImageDataset(manifest, blobs)
         version_id = dataset.version_id
+        phase_done("version")
         t4 = time.perf_counter()
     return {
         **clock.as_dict(),
         "phases_s": {"ingest": t1 - t0, "qa": t2 - t1, "split": t3 - t2, "version": t4 - t3},
         "qa_blob_writes_s": blobs.put_s,
-        "candidates": len(found.candidates),
+        "candidates": report.total,
         "accepted": report.accepted,
         "quarantined": report.quarantined,
         "decoded": runner.decoded,
@@ -382,16 +397,25 @@ def memory_child(folder: Path, scratch: Path, mode: str) -> dict[str, Any]:
         tracemalloc.start()
         base_current, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
+    phase_peaks: dict[str, int] = {}
+
+    def phase_peak(name: str) -> None:
+        """The heap peak within the phase that just ended (then reset, so the run's peak
+        is the largest of the phases')."""
+        phase_peaks[name] = tracemalloc.get_traced_memory()[1] - base_current
+        tracemalloc.reset_peak()
+
     reset = reset_peak_rss()
     base_rss = current_rss()
-    result = visionloop_version(folder, scratch / "blobs", scratch / "facts.sqlite")
+    on_phase = phase_peak if mode == "tracemalloc" else None
+    result = visionloop_version(folder, scratch / "blobs", scratch / "facts.sqlite", on_phase)
     dataset = result.pop("dataset")
     if mode == "tracemalloc":
-        _, peak = tracemalloc.get_traced_memory()
         gc.collect()
         current, _ = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        out["heap_peak_bytes"] = peak - base_current
+        out["heap_peak_bytes"] = max(phase_peaks.values())
+        out["heap_peak_by_phase_bytes"] = phase_peaks
         out["manifest_retained_bytes"] = current - base_current
     else:
         peak_rss = peak_rss_bytes()
@@ -752,6 +776,12 @@ def print_table(f: dict[str, Any], met: dict[str, bool]) -> None:
                     f"memory at {int(size):,} images",
                     f"RSS peak {mib(m['rss_peak_bytes'])} (growth {mib(m['rss_growth_bytes'])}), "
                     f"heap peak {mib(m['heap_peak_bytes'])}",
+                )
+            )
+            rows.append(
+                (
+                    "  heap peak by phase",
+                    ", ".join(f"{k} {mib(v)}" for k, v in m["heap_peak_by_phase_bytes"].items()),
                 )
             )
             rows.append(

@@ -35,7 +35,7 @@ def split_dataset(
 ]:
     """Assign train/val/test per capture group (seeded, stratified by rarest class);
     unlabeled images get no split. The result is the data set version."""
-    records = split.assign_splits(accepted.records, split.SplitConfig(train, val, test, seed))
+    records = split.set_splits(accepted.records, split.SplitConfig(train, val, test, seed))  # in place
     jobs = sorted({r.labeling_job for r in records if r.labeling_job})
     manifest = DatasetManifest(
         class_names=accepted.class_names, source=accepted.source,

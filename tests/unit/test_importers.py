@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import METAL_TAGS
 from tests.factories import GT_HEADER, gt_csv_row, image_bytes, write_image
 from visionloop.data.importers import LabelFormatError
-from visionloop.data.ingest import Ingested, ingest
+from visionloop.data.ingest import Ingested, Scan, ingest
 from visionloop.data.sources import LocalSource
 from visionloop.data.types import Box, Candidate, LabelStatus
 
@@ -457,3 +457,25 @@ def test_metal_tags_ground_truth() -> None:
     ]
     assert cand.labels.boxes == expected
     assert cand.labels.labeling_job == first["labeling_job"]
+
+
+def test_scan_streams_the_candidates_that_ingest_lists(tmp_path: Path) -> None:
+    """``Scan.candidates`` (what the benchmark streams into QA) yields exactly what
+    ``ingest`` lists, in the same order, label-only and missing entries included, and
+    lets go of the listing and the labels as it goes."""
+    root = ground_truth_layout(tmp_path)
+    write(root / "notes.md", "not an image\n")
+    rows = gt_csv_row("a.jpg", [(0, 1, 1, 5, 5)]) + gt_csv_row("z.jpg", []) + gt_csv_row("b.jpg", [])
+    write(root / "labels.csv", GT_HEADER + rows)
+    listed = ingest(LocalSource(root), "ground-truth", ["scratch"], None)
+    scan = Scan(LocalSource(root), "ground-truth", ["scratch"], None)
+    streamed = list(scan.candidates())
+    assert [c.model_dump() for c in streamed] == [c.model_dump() for c in listed.candidates]
+    assert [(posixpath.basename(c.path), c.exists, c.labels.status) for c in streamed] == [
+        ("a.jpg", True, LABELED),
+        ("c.jpg", True, UNLABELED),
+        ("b.jpg", True, LABELED),
+        ("z.jpg", False, LABELED),  # a label entry with no file comes last
+    ]
+    assert [i.path for i in scan.ignored] == ["notes.md"] and scan.ignored == listed.ignored
+    assert list(scan.candidates()) == []  # one pass: nothing is kept for a second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -170,3 +171,51 @@ def test_not_an_image_even_after_ultralytics_patched_pillow():
     import ultralytics.utils.patches  # noqa: F401  (applies the patch)
 
     assert decode_facts(b"plain text, not pixels\n" * 8, 10**8)["rule"] == "not_an_image"
+
+
+def test_a_blob_is_a_copy_that_a_later_edit_of_the_source_cannot_change(tmp_path):
+    (tmp_path / "raw").mkdir()
+    src = tmp_path / "raw" / "a.jpg"
+    src.write_bytes(image_bytes())
+    source = LocalSource(tmp_path / "raw")
+    cand = Candidate(path="a.jpg", source_uri=str(src), size=src.stat().st_size, group="g")
+    (record,), _ = QARunner(source, LocalBlobStore(tmp_path / "blobs"), ["x"]).run([cand], source.uri)
+    blob = tmp_path / "blobs" / record.sha256[:2] / f"{record.sha256}.jpg"
+    original = blob.read_bytes()
+    with open(src, "r+b") as fh:  # edited in place: same inode
+        fh.write(b"\x00" * 64)
+    assert blob.read_bytes() == original and hashlib.sha256(original).hexdigest() == record.sha256
+    assert src.stat().st_nlink == 1
+    assert sorted(p.name for p in blob.parent.iterdir()) == [blob.name]  # no temporary file left
+
+
+def test_facts_cache_buffers_writes_that_lookups_already_see(tmp_path):
+    cache = FactsCache(tmp_path / "facts.sqlite")
+    facts = {"format": "JPEG", "mode": "RGB", "width": 4, "height": 3, "decoded": True, "ext": ".jpg"}
+    cache.put("ab" * 32, facts, "file|1|1:2:3")
+    assert cache.pending == 2  # nothing written to SQLite yet
+    assert cache.lookup("file|1|1:2:3") == ("ab" * 32, {**facts, "v": FactsCache.VERSION})
+    got = cache.get("ab" * 32)
+    assert got is not None
+    got["width"] = 99  # a caller's copy: changing it changes nothing cached
+    cache.close()
+    reopened = FactsCache(tmp_path / "facts.sqlite")
+    assert reopened.lookup("file|1|1:2:3") == ("ab" * 32, {**facts, "v": FactsCache.VERSION})
+    assert reopened.lookup("file|1|other") is None
+    reopened.close()
+
+
+def test_local_source_refuses_a_symlinked_folder_that_leaves_the_root(tmp_path):
+    root, outside = tmp_path / "raw", tmp_path / "outside"
+    (root / "plain").mkdir(parents=True)
+    outside.mkdir()
+    (root / "plain" / "a.jpg").write_bytes(b"x")
+    (outside / "b.jpg").write_bytes(b"x")
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "plain" / "back").symlink_to(root / "plain", target_is_directory=True)
+    source = LocalSource(root)
+    assert source.contains("plain/a.jpg") and source.contains("plain/./a.jpg")
+    assert not source.contains("out/b.jpg")
+    assert not source.contains("plain/../out/b.jpg")
+    assert source.local_path("plain/back/a.jpg") == (root / "plain" / "a.jpg").resolve()
+    assert not source.contains("out/b.jpg")  # asked again: a symlinked folder is never remembered

@@ -11,7 +11,7 @@ from visionloop.data.blobstore import LocalBlobStore
 from visionloop.data.ingest import ingest
 from visionloop.data.qa import QARunner
 from visionloop.data.sources import LocalSource
-from visionloop.data.split import SplitConfig, assign_splits
+from visionloop.data.split import SplitConfig, assign_splits, set_splits
 from visionloop.data.types import Box, ImageRecord, LabelStatus
 
 GROUP_PATTERN = r"^(?P<group>.+?)-cropped-"
@@ -100,3 +100,15 @@ def test_group_from_a_label_field(tmp_path):
     (tmp_path / "labels.csv").write_text(GT_HEADER.rstrip("\n") + ",rig\n" + "".join(rows))
     found = ingest(LocalSource(tmp_path), "ground-truth", ["x"], group_field="rig")
     assert sorted({c.group for c in found.candidates}) == ["camera-0", "camera-1"]
+
+
+def test_set_splits_works_in_place_and_agrees_with_assign_splits():
+    records = [record(i, f"g{i // 4}", [i % 3]) for i in range(120)]
+    records += [record(500 + i, f"u{i}", [], LabelStatus.UNLABELED) for i in range(5)]
+    copies = assign_splits(records, SplitConfig(seed=3))
+    assert {r.split for r in records} == {None}  # assign_splits leaves its input alone
+    same = set_splits(records, SplitConfig(seed=3))
+    assert same is records  # no copy of the data set
+    assert [r.split for r in records] == [r.split for r in copies]
+    assert {r.split for r in records[:120]} == {"train", "val", "test"}
+    assert {r.split for r in records[120:]} == {None}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -52,11 +53,16 @@ def canonical_row(r: ImageRecord) -> list[Any]:
     ]
 
 
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(..., separators=) per row
+
+
 def manifest_version_id(manifest: DatasetManifest) -> str:
     digest = hashlib.sha256(json.dumps([MANIFEST_SCHEMA, manifest.class_names]).encode())
-    for record in sorted(manifest.records, key=lambda r: (r.sha256, r.path)):
+    ordered = sorted(manifest.records, key=attrgetter("path"))
+    ordered.sort(key=attrgetter("sha256"))  # stable: by (sha256, path), with no key tuples
+    for record in ordered:
         digest.update(b"\n")
-        digest.update(json.dumps(canonical_row(record), separators=(",", ":")).encode())
+        digest.update(_compact_json(canonical_row(record)).encode())
     return digest.hexdigest()
 
 

@@ -20,48 +20,93 @@ CREATE TABLE IF NOT EXISTS facts (sha256 TEXT PRIMARY KEY, facts TEXT NOT NULL);
 
 
 class FactsCache:
-    """SQLite-backed; ``FactsCache(None)`` is an in-memory cache for one run."""
+    """SQLite-backed; ``FactsCache(None)`` is an in-memory cache for one run.
+
+    Writes are buffered (at most ``BATCH`` rows, which lookups see) and committed in one
+    ``executemany`` per table, so a cold run pays a statement per batch, not two per
+    image."""
 
     VERSION = 1
+    BATCH = 500
 
     def __init__(self, path: str | Path | None) -> None:
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
         self.db.executescript(SCHEMA)
-        self.pending = 0
+        self._facts: dict[str, str] = {}
+        self._files: dict[str, str] = {}
+        self._reads = 0
+        self._parsed: dict[str, dict[str, Any]] = {}
+
+    @property
+    def pending(self) -> int:
+        return len(self._facts) + len(self._files)
+
+    def _read(self) -> None:
+        """Keep a read transaction open across lookups: outside one, SQLite takes and
+        drops its file lock for every statement, which costs more than the query. It is
+        ended every ``BATCH`` reads so that another process can write in between."""
+        self._reads += 1
+        if self._reads >= self.BATCH:
+            self._reads = 0
+            self.commit()
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
 
     def lookup(self, key: str) -> tuple[str, dict[str, Any] | None] | None:
         """(sha256, facts) of a listing entry in one query; facts None when stale."""
+        sha = self._files.get(key)
+        if sha is not None:
+            return sha, self.get(sha)
+        self._read()
         row = self.db.execute(
             "SELECT f.sha256, x.facts FROM files f LEFT JOIN facts x USING (sha256) WHERE f.key = ?", (key,)
         ).fetchone()
         if not row:
             return None
-        facts = json.loads(row[1]) if row[1] else None
-        return row[0], (facts if facts and facts.get("v") == self.VERSION else None)
+        return row[0], self._parse(self._facts.get(row[0], row[1]))
 
     def get(self, sha256: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT facts FROM facts WHERE sha256 = ?", (sha256,)).fetchone()
-        if not row:
+        text = self._facts.get(sha256)
+        if text is None:
+            self._read()
+            row = self.db.execute("SELECT facts FROM facts WHERE sha256 = ?", (sha256,)).fetchone()
+            text = row[0] if row else None
+        return self._parse(text)
+
+    def _parse(self, text: str | None) -> dict[str, Any] | None:
+        """The facts in ``text`` (a fresh dict), or None when stale. Images of one
+        camera share their facts word for word, so the parsed dicts are remembered."""
+        if not text:
             return None
-        facts: dict[str, Any] = json.loads(row[0])
-        return facts if facts.get("v") == self.VERSION else None
+        facts = self._parsed.get(text)
+        if facts is None:
+            facts = json.loads(text)
+            if len(self._parsed) >= 256:
+                self._parsed.clear()
+            self._parsed[text] = facts
+        return dict(facts) if facts.get("v") == self.VERSION else None
 
     def put(self, sha256: str, facts: dict[str, Any], file_key: str | None = None) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO facts VALUES (?, ?)",
-            (sha256, json.dumps({**facts, "v": self.VERSION})),
-        )
+        self._facts[sha256] = json.dumps({**facts, "v": self.VERSION})
         if file_key:
-            self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?)", (file_key, sha256))
-        self.pending += 1
-        if self.pending >= 500:
+            self._files[file_key] = sha256
+        if self.pending >= self.BATCH:
             self.commit()
 
+    def flush(self) -> None:
+        """Write the buffered rows (not yet committed)."""
+        if self._facts:
+            self.db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?)", self._facts.items())
+            self._facts.clear()
+        if self._files:
+            self.db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?)", self._files.items())
+            self._files.clear()
+
     def commit(self) -> None:
+        self.flush()
         self.db.commit()
-        self.pending = 0
 
     def close(self) -> None:
         self.commit()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
@@ -50,19 +51,21 @@ def group_of(path: str, pattern: re.Pattern[str] | None) -> str:
     return posixpath.splitext(path)[0]
 
 
-def split_listing(source: DataSource, files: list[SourceFile]) -> tuple[list[str], list[str]]:
+def split_listing(source: DataSource, files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
     """(image candidates, other files) of a listing."""
     images, others = [], []
     for f in files:
         ext = posixpath.splitext(f.path)[1].lower()
-        stem = posixpath.splitext(posixpath.basename(f.path))[0].lower()
         if ext in IMAGE_EXTENSIONS:
-            images.append(f.path)
-        elif ext in NON_IMAGE_EXTENSIONS or stem in NON_IMAGE_NAMES or f.size < 8:
-            others.append(f.path)
+            images.append(f)
+        elif (
+            ext in NON_IMAGE_EXTENSIONS
+            or posixpath.splitext(posixpath.basename(f.path))[0].lower() in NON_IMAGE_NAMES
+            or f.size < 8
+        ):
+            others.append(f)
         else:
-            head = _head(source, f.path)
-            (images if looks_like_image(head) else others).append(f.path)
+            (images if looks_like_image(_head(source, f.path)) else others).append(f)
     return images, others
 
 
@@ -77,6 +80,71 @@ def _head(source: DataSource, path: str) -> bytes:
         return b""
 
 
+class Scan:
+    """A listed source with its labels imported, whose candidates are yet to be made.
+
+    ``candidates()`` yields them one at a time, in the order ``ingest`` lists them, and
+    lets go of each image's listing entry and labels as it goes: a caller that streams
+    them into QA never holds a candidate per image, only the records QA accepts.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        fmt: str = "auto",
+        class_names: list[str] | None = None,
+        group_pattern: str | None = None,
+        group_field: str | None = None,
+    ) -> None:
+        files = list(source.list_files())
+        images, others = split_listing(source, files)
+        index = import_labels(
+            source, [f.path for f in files], [f.path for f in images], fmt, class_names, group_field
+        )
+        del files
+        self.source = source
+        self.source_uri = source.uri
+        self.format = index.format
+        self.class_names = index.class_names
+        self.ignored = [
+            IgnoredFile(path=f.path, reason="not an image and not a label file")
+            for f in others
+            if f.path not in index.label_files
+        ]
+        self._other_sizes = {f.path: f.size for f in others}
+        self._images = images[::-1]  # popped from the end, in listing order
+        self._labels = index.labels
+        self._pattern = re.compile(group_pattern) if group_pattern else None
+
+    def candidates(self) -> Iterator[Candidate]:
+        """Every candidate once: the listed images, then label entries naming a file that
+        is not an image of the listing (``exists`` False when it is not listed at all)."""
+        images, labels, pattern, source = self._images, self._labels, self._pattern, self.source
+        while images:
+            f = images.pop()
+            label = labels.pop(f.path, None)
+            if label is None:
+                label = Labels.unlabeled()
+            yield Candidate(
+                path=f.path,
+                source_uri=source.uri_for(f.path),
+                size=f.size,
+                stamp=f.stamp,
+                labels=label,
+                group=label.group or group_of(f.path, pattern),
+            )
+        for path in sorted(labels):
+            label = labels.pop(path)
+            yield Candidate(
+                path=path,
+                source_uri=f"{self.source_uri}/{path}",
+                size=self._other_sizes.get(path, 0),
+                exists=path in self._other_sizes,
+                labels=label,
+                group=label.group or group_of(path, pattern),
+            )
+
+
 def ingest(
     source: DataSource,
     fmt: str = "auto",
@@ -88,39 +156,13 @@ def ingest(
 
     Label entries whose image is not in the listing become candidates with
     ``exists=False`` so that QA reports them as missing instead of losing them.
+    ``Scan`` is the streaming form of the same.
     """
-    files = list(source.list_files())
-    sizes = {f.path: f.size for f in files}
-    stamps = {f.path: f.stamp for f in files}
-    images, others = split_listing(source, files)
-    index = import_labels(source, [f.path for f in files], images, fmt, class_names, group_field)
-    pattern = re.compile(group_pattern) if group_pattern else None
-    out = Ingested(source_uri=source.uri, format=index.format, class_names=index.class_names)
-    for path in images:
-        labels = index.labels.get(path, Labels.unlabeled())
-        out.candidates.append(
-            Candidate(
-                path=path,
-                source_uri=source.uri_for(path),
-                size=sizes[path],
-                stamp=stamps[path],
-                labels=labels,
-                group=labels.group or group_of(path, pattern),
-            )
-        )
-    for path in sorted(set(index.labels) - set(images)):
-        labels = index.labels[path]
-        out.candidates.append(
-            Candidate(
-                path=path,
-                source_uri=f"{source.uri}/{path}",
-                size=sizes.get(path, 0),
-                exists=path in sizes,
-                labels=labels,
-                group=labels.group or group_of(path, pattern),
-            )
-        )
-    for path in others:
-        if path not in index.label_files:
-            out.ignored.append(IgnoredFile(path=path, reason="not an image and not a label file"))
-    return out
+    scan = Scan(source, fmt, class_names, group_pattern, group_field)
+    return Ingested(
+        source_uri=scan.source_uri,
+        format=scan.format,
+        class_names=scan.class_names,
+        candidates=list(scan.candidates()),
+        ignored=scan.ignored,
+    )

@@ -18,16 +18,17 @@ Policies (see ``QAConfig``):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import math
 import posixpath
 import sys
 import warnings
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -67,7 +68,6 @@ RULES: dict[str, str] = {
     "duplicate": "the same image bytes with the same labels appeared earlier; kept once",
 }
 
-MAX_PENDING_WRITES = 32
 KEEP_MODES = frozenset({"RGB", "L"})
 NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 EXTENSIONS = {
@@ -174,24 +174,31 @@ def check_boxes(
             "unknown_class",
             f"class(es) {sorted(set(labels.unknown_classes))} not in the {n_classes} known classes",
         )
-    sx, sy = (width, height) if labels.normalized else (1, 1)
+    normalized = labels.normalized
     tx, ty = width * config.box_tolerance, height * config.box_tolerance
+    min_px, fw, fh = config.min_box_px, float(width), float(height)
+    isfinite = math.isfinite
     out, clipped = [], 0
     for b in labels.boxes:
-        x1, y1, x2, y2 = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        x1, y1, x2, y2 = b.x1, b.y1, b.x2, b.y2
+        if normalized:
+            x1, y1, x2, y2 = x1 * width, y1 * height, x2 * width, y2 * height
+        if not (isfinite(x1) and isfinite(y1) and isfinite(x2) and isfinite(y2)):
             raise Rejected("box_nan", f"box {b.as_tuple()} has a NaN or infinite coordinate")
-        if x2 - x1 < config.min_box_px or y2 - y1 < config.min_box_px:
+        if x2 - x1 < min_px or y2 - y1 < min_px:
             raise Rejected("box_degenerate", f"box {b.as_tuple()} is {x2 - x1:.2f} x {y2 - y1:.2f} px")
+        if x1 >= 0.0 and y1 >= 0.0 and x2 <= fw and y2 <= fh:  # inside: nothing to clip
+            # frozen, so a record can share the importer's box
+            out.append(Box(class_id=b.class_id, x1=x1, y1=y1, x2=x2, y2=y2) if normalized else b)
+            continue
         if x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
             raise Rejected(
                 "box_out_of_bounds",
                 f"box {(x1, y1, x2, y2)} px lies outside the {width}x{height} image",
             )
-        cx1, cy1 = max(0.0, x1), max(0.0, y1)
-        cx2, cy2 = min(float(width), x2), min(float(height), y2)
-        clipped += (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)
-        if cx2 - cx1 < config.min_box_px or cy2 - cy1 < config.min_box_px:
+        cx1, cy1, cx2, cy2 = max(0.0, x1), max(0.0, y1), min(fw, x2), min(fh, y2)
+        clipped += 1
+        if cx2 - cx1 < min_px or cy2 - cy1 < min_px:
             raise Rejected("box_degenerate", f"box {b.as_tuple()} is empty after clipping")
         out.append(Box(class_id=b.class_id, x1=cx1, y1=cy1, x2=cx2, y2=cy2))
     return out, clipped
@@ -225,27 +232,6 @@ class QARunner:
         self.cache = cache or FactsCache(None)
         self.stats: dict[str, Any] = {"converted": defaultdict(int), "exif_rotated": 0, "clipped": 0}
         self.decoded = 0
-        self._writer: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
-
-    def _put(self, sha256: str, ext: str, data: bytes) -> None:
-        """Store a blob on a writer thread (file I/O releases the GIL, so it overlaps
-        with decoding the next image); at most ``MAX_PENDING_WRITES`` wait in memory."""
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visionloop-blob-writer")
-        self._pending.append(self._writer.submit(self.blobs.put, sha256, ext, data))
-        while len(self._pending) > MAX_PENDING_WRITES:
-            self._pending.popleft().result()
-
-    def _drain(self) -> None:
-        """Wait for every pending write; re-raise the first failure."""
-        try:
-            while self._pending:
-                self._pending.popleft().result()
-        finally:
-            if self._writer is not None:
-                self._writer.shutdown(wait=True)
-                self._writer = None
 
     def _read(self, cand: Candidate) -> bytes:
         local = self.source.local_path(cand.path)
@@ -258,26 +244,37 @@ class QARunner:
             raise Rejected("unreadable", str(exc)) from exc
 
     def _facts(self, cand: Candidate) -> tuple[str, dict[str, Any], bytes | None]:
-        """(sha256, facts, bytes or None when everything came from the cache)."""
+        """(sha256, facts, bytes or None when everything came from the cache).
+
+        A listing entry seen before (same URI, size and change stamp) whose blob is still
+        stored is not read at all; otherwise the bytes are read and hashed, and decoded
+        only when no facts are cached for that hash."""
         file_key = f"{cand.source_uri}|{cand.size}|{cand.stamp}" if cand.stamp else None
         known = self.cache.lookup(file_key) if file_key else None
-        sha, facts = known if known else (None, None)
         ext = posixpath.splitext(cand.path)[1].lower()
-        if sha and facts and self.blobs.has(sha, facts.get("ext", ext)):
-            if facts.get("decoded") or facts.get("rule") or not self._needs_decode(facts):
+        if known is not None:
+            sha, facts = known
+            if facts is not None and self._complete(facts) and self.blobs.has(sha, facts.get("ext", ext)):
                 return sha, facts, None
         data = self._read(cand)
         if not data:
             raise Rejected("zero_bytes", "the file is empty (0 bytes)")
         sha = hashlib.sha256(data).hexdigest()
-        facts = self.cache.get(sha)
-        if facts is None or (not facts.get("decoded") and self._needs_decode(facts)):
+        cached = self.cache.get(sha)
+        if cached is not None and self._complete(cached):
+            facts = cached
+        else:
             facts = decode_facts(data, self.config.max_pixels)
             self.decoded += 1
             facts["ext"] = EXTENSIONS.get(facts.get("format") or "", ext or ".bin")
         self.cache.put(sha, facts, file_key)
-        self._put(sha, facts["ext"], data)
+        self.blobs.put(sha, facts["ext"], data)
         return sha, facts, data
+
+    def _complete(self, facts: dict[str, Any]) -> bool:
+        """Whether cached facts answer every rule under this config (facts of an image
+        over an earlier, lower pixel limit were taken without decoding it)."""
+        return bool(facts.get("decoded") or facts.get("rule")) or not self._needs_decode(facts)
 
     def _needs_decode(self, facts: dict[str, Any]) -> bool:
         return "width" in facts and facts["width"] * facts["height"] <= self.config.max_pixels
@@ -357,16 +354,15 @@ class QARunner:
         if mode not in KEEP_MODES:
             self.stats["converted"][mode] += 1
         self.stats["clipped"] += clipped
-        return record.model_copy(
-            update={
-                "sha256": derived["sha256"],
-                "source_sha256": record.sha256,
-                "ext": ".png",
-                "width": derived["width"],
-                "height": derived["height"],
-                "boxes": boxes,
-                "converted_from": mode if mode not in KEEP_MODES else None,
-            }
+        return dataclasses.replace(
+            record,
+            sha256=derived["sha256"],
+            source_sha256=record.sha256,
+            ext=".png",
+            width=derived["width"],
+            height=derived["height"],
+            boxes=boxes,
+            converted_from=mode if mode not in KEEP_MODES else None,
         )
 
     def run(
@@ -375,23 +371,20 @@ class QARunner:
         records: list[ImageRecord] = []
         entries: list[QuarantineEntry] = []
         total = 0
-        try:
-            for cand in candidates:
-                total += 1
-                try:
-                    records.append(self.check(cand))
-                except Rejected as rej:
-                    entries.append(
-                        QuarantineEntry(
-                            path=cand.path,
-                            source_uri=cand.source_uri,
-                            rule=rej.rule,
-                            reason=rej.reason,
-                            sha256=rej.sha256,
-                        )
+        for cand in candidates:
+            total += 1
+            try:
+                records.append(self.check(cand))
+            except Rejected as rej:
+                entries.append(
+                    QuarantineEntry(
+                        path=cand.path,
+                        source_uri=cand.source_uri,
+                        rule=rej.rule,
+                        reason=rej.reason,
+                        sha256=rej.sha256,
                     )
-        finally:
-            self._drain()
+                )
         self.cache.commit()
         records, dup_entries = resolve_duplicates(records)
         entries.extend(dup_entries)
@@ -423,13 +416,27 @@ def _entry(record: ImageRecord, rule: str, reason: str) -> QuarantineEntry:
 
 def resolve_duplicates(records: list[ImageRecord]) -> tuple[list[ImageRecord], list[QuarantineEntry]]:
     """One record per stored image. Copies with the same labels (or unlabeled copies of
-    a labelled image) are kept once; labelled copies that disagree are all quarantined."""
+    a labelled image) are kept once; labelled copies that disagree are all quarantined.
+
+    Finds the repeated hashes by sorting (two lists of references, no per-record
+    objects), so a data set without duplicates is returned as it came."""
+    by_hash = sorted(records, key=attrgetter("sha256"))
+    repeated = {
+        by_hash[i].sha256 for i in range(1, len(by_hash)) if by_hash[i].sha256 == by_hash[i - 1].sha256
+    }
+    del by_hash
+    if not repeated:
+        return records, []
     by_sha: dict[str, list[ImageRecord]] = defaultdict(list)
     for record in records:
-        by_sha[record.sha256].append(record)
+        if record.sha256 in repeated:
+            by_sha[record.sha256].append(record)
     kept: list[ImageRecord] = []
     entries: list[QuarantineEntry] = []
-    for copies in by_sha.values():
+    for record in records:
+        copies = by_sha.pop(record.sha256, None) if record.sha256 in repeated else [record]
+        if copies is None:  # a later copy, handled with the first
+            continue
         labeled = [r for r in copies if r.status == LabelStatus.LABELED]
         keys = {_label_key(r) for r in labeled}
         if len(keys) > 1:

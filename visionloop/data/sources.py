@@ -17,10 +17,11 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
     """A file seen in a listing: relative path, size in bytes, and a change stamp
-    (mtime in ns for a folder, the ETag for S3) used to fingerprint the source."""
+    (size, mtime in ns and inode for a folder; the ETag for S3) used to fingerprint the
+    source and to recognise a file that QA has already seen."""
 
     path: str
     size: int
@@ -51,8 +52,16 @@ def within_root(path: str) -> bool:
     """
     if not path or path.startswith("/") or "\\" in path or "\x00" in path:
         return False
+    if ".." not in path:
+        return True
     normalized = posixpath.normpath(path)
     return normalized != ".." and not normalized.startswith("../")
+
+
+def _is_normal(path: str) -> bool:
+    """True when ``posixpath.normpath`` would return ``path`` unchanged (a quick test
+    that may say False for some normal paths, such as ``a./b``)."""
+    return not (".." in path or "//" in path or "./" in path or path.endswith(("/", "/.")) or path == ".")
 
 
 class SourceError(RuntimeError):
@@ -67,7 +76,8 @@ class LocalSource:
         if not self.root.is_dir():
             raise SourceError(f"data source {root} is not a folder (resolved: {self.root})")
         self.uri = str(self.root)
-        self._last: tuple[str, Path | None] = ("", None)
+        self._last: tuple[str, str | None] = ("", None)
+        self._plain: set[str] = set()
 
     def list_files(self) -> Iterator[SourceFile]:
         """Files under the root in sorted order, hidden ones skipped; symlinked folders
@@ -85,34 +95,52 @@ class LocalSource:
                 except OSError:  # a dangling symlink: still listed, QA reports it
                     st = os.lstat(full)
                 rel = f"{rel_dir}/{name}" if rel_dir else name
-                yield SourceFile(rel, st.st_size, f"{st.st_size}:{st.st_mtime_ns}")
+                yield SourceFile(rel, st.st_size, f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
 
     def local_path(self, path: str) -> Path | None:
         """The real path of ``path``, or None when it (or a symlink in it) escapes.
 
         Components are checked with one ``lstat`` each; only a path that goes through a
-        symlink is resolved in full. The last answer is remembered (QA asks twice)."""
+        symlink is resolved in full. Folders found to be plain (no symlink up to the root)
+        are remembered for the life of this source, so a file in a known folder costs one
+        ``lstat``. The last answer is remembered too (QA asks twice)."""
+        real = self._real(path)
+        return None if real is None else Path(real)
+
+    def _real(self, path: str) -> str | None:
         if self._last[0] == path:
             return self._last[1]
         result = self._local_path(path)
         self._last = (path, result)
         return result
 
-    def _local_path(self, path: str) -> Path | None:
+    def _local_path(self, path: str) -> str | None:
         if not within_root(path):
             return None
-        current = str(self.root)
-        for part in posixpath.normpath(path).split("/"):
-            current = os.path.join(current, part)
-            if os.path.islink(current):
-                real = Path(os.path.join(str(self.root), path)).resolve()
-                if real != self.root and self.root not in real.parents:
-                    return None
-                return real
-        return Path(current)
+        normalized = path if _is_normal(path) else posixpath.normpath(path)
+        folder = posixpath.dirname(normalized)
+        full = os.path.join(self.uri, normalized)
+        if (folder and not self._plain_folder(folder)) or os.path.islink(full):
+            real = Path(full).resolve()
+            if real != self.root and self.root not in real.parents:
+                return None
+            return str(real)
+        return full
+
+    def _plain_folder(self, folder: str) -> bool:
+        """True when no component of ``folder`` (relative, normalised) is a symlink."""
+        if folder in self._plain:
+            return True
+        parent = posixpath.dirname(folder)
+        if parent and not self._plain_folder(parent):
+            return False
+        if os.path.islink(os.path.join(self.uri, folder)):
+            return False
+        self._plain.add(folder)
+        return True
 
     def contains(self, path: str) -> bool:
-        return self.local_path(path) is not None
+        return self._real(path) is not None
 
     def _checked(self, path: str) -> Path:
         real = self.local_path(path)
@@ -128,7 +156,7 @@ class LocalSource:
         return real is not None and real.is_file()
 
     def uri_for(self, path: str) -> str:
-        return str(self.root / path)
+        return os.path.join(self.uri, path)
 
 
 class S3Source:

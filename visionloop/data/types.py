@@ -10,15 +10,19 @@ Coordinates:
 
 from __future__ import annotations
 
+from dataclasses import field
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+from pydantic.dataclasses import dataclass
 
 
-class Box(BaseModel):
-    """One bounding box, ``class_id`` plus corners in xyxy order."""
+@dataclass(frozen=True, slots=True)
+class Box:
+    """One bounding box, ``class_id`` plus corners in xyxy order.
 
-    model_config = ConfigDict(frozen=True)
+    A slotted (pydantic) dataclass rather than a model: a data set holds one per object,
+    and a model instance is ten times the size (its ``__dict__`` and fields-set)."""
 
     class_id: int
     x1: float
@@ -39,18 +43,20 @@ class LabelStatus(str, Enum):
     UNLABELED = "unlabeled"
 
 
-class Labels(BaseModel):
+@dataclass(slots=True)
+class Labels:
     """The labels an importer found for one image, in the importer's coordinates.
 
     ``problems`` carries what the importer could not parse (a malformed line, an unknown
     class name); the QA step quarantines the image with that reason instead of guessing.
+    A slotted (pydantic) dataclass, like ``Box``: ingestion holds one per labelled image.
     """
 
     status: LabelStatus = LabelStatus.LABELED
-    boxes: list[Box] = Field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
     normalized: bool = False
-    problems: list[str] = Field(default_factory=list)
-    unknown_classes: list[str] = Field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unknown_classes: list[str] = field(default_factory=list)
     labeling_job: str | None = None
     group: str | None = None
 
@@ -76,13 +82,18 @@ class Candidate(BaseModel):
     group: str
 
 
-class ImageRecord(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ImageRecord:
     """One accepted image of a data set version (a manifest row).
 
     ``sha256`` is the hash of the stored bytes (after a mode conversion or EXIF rotation
     these differ from the source file, whose hash is ``source_sha256``). Boxes are xyxy
     pixels of the stored image. ``split`` is ``train``, ``val``, ``test`` or None for an
     unlabeled image, which waits to be labelled.
+
+    A slotted (pydantic) dataclass with keyword-only fields: a manifest holds one per
+    image, and a model instance (with its ``__dict__`` and fields-set) is ten times the
+    size. Copy one with ``dataclasses.replace``.
     """
 
     sha256: str
@@ -90,7 +101,7 @@ class ImageRecord(BaseModel):
     width: int
     height: int
     status: LabelStatus
-    boxes: list[Box] = Field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
     source: str
     group: str
     split: str | None = None
