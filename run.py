@@ -11,6 +11,7 @@ Examples:
     python run.py promote metal-tags-detector 3 --to production --reason "reviewed"
     python run.py rollback metal-tags-detector
     python run.py models metal-tags-detector   # versions, stages and channel pointers
+    python run.py monitor               # edge prediction logs against the training data (drift)
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ def deploy_lines(summary: dict[str, Any]) -> list[str]:
         )
     lines += [f"  next        {r}" for r in d["reasons"] if r.startswith("waiting")]
     lines.append(f"  channel     {d['channel']}  pointers {d['pointers'] or '(unchanged)'}")
+    if d.get("public_key"):
+        lines.append(f"  public key  {d['public_key']} (give it to devices: edge_runtime --public-key)")
     return lines
 
 
@@ -427,6 +430,52 @@ def models(model: str | None, channel: str | None, config_path: Path, as_json: b
         for v in info["versions"]
     ]
     emit(info, as_json, lines)
+
+
+@cli.command()
+@config_option("Use-case configuration (model name, monitor section).")
+@click.option(
+    "--since", type=click.DateTime(), help="Start of the window (default: window_hours before --until)."
+)
+@click.option("--until", type=click.DateTime(), help="End of the window (default: now).")
+@click.option("--logs", help="Folder or s3:// prefix of the edge prediction logs (default: the stack's).")
+@json_option
+def monitor(config_path: Path, since: Any, until: Any, logs: str | None, as_json: bool) -> None:
+    """Compare the edge's prediction logs with the production model's data set version
+    (Evidently), decide whether they drifted, and act on it (monitor.on_drift).
+
+    \b
+    python run.py monitor                       # the last 24 hours
+    python run.py monitor --since 2026-11-01 --until 2026-11-08 --json
+    """
+    from datetime import UTC
+
+    from pipelines.launch import MonitorError, run_monitoring_pipeline
+    from stacks.bootstrap import ensure_stack
+
+    config = load(config_path)
+    ensure_stack("local", activate=not _has_active_stack())
+    as_utc = [t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until)]
+    try:
+        result = run_monitoring_pipeline(config, as_utc[0], as_utc[1], logs)
+    except MonitorError as exc:
+        fail(str(exc))
+        raise
+    summary = result.summary()
+    log = summary["log"]
+    lines = [
+        f"Monitoring {config.registered_model_name}: {'DRIFT' if summary['drift'] else 'no drift'} "
+        f"({summary['current_images']} images, logs {summary['logs']})",
+        *[f"  - {r}" for r in summary["reasons"]],
+        f"  log lines   {log.get('lines', 0)} read, {log.get('malformed', 0)} malformed, {log.get('empty', 0)} empty",
+        f"  action      {summary['action']}",
+    ]
+    if summary["action"] == "retrain":
+        summary["retrain"] = run_train(config_path, enable_cache=True, deploy=True)["deployment"]
+        lines += deploy_lines(summary["retrain"])
+    elif summary["action"] == "label":
+        lines.append("  next        a labeling round is due for the images the edge sent back")
+    emit(summary, as_json, lines)
 
 
 @cli.group(invoke_without_command=True)

@@ -7,6 +7,7 @@ pipelines exactly as users do.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from zenml.models import PipelineRunResponse
@@ -215,6 +216,7 @@ class DeployRunResult:
     staging: Any
     outcome: Any
     channel: str
+    public_key: str | None = None
 
     def summary(self) -> dict[str, Any]:
         d, s, o = self.decision, self.staging, self.outcome
@@ -244,6 +246,7 @@ class DeployRunResult:
                 "reasons": s.reasons,
             },
             "channel": self.channel,
+            "public_key": self.public_key,
             "pointers": o.pointers,
             "reasons": o.reasons,
         }
@@ -279,4 +282,88 @@ def run_deployment_pipeline(
         staging=output(run, "stage_model", constants.STAGING_REPORT),
         outcome=output(run, "promote_model", constants.PROMOTION_OUTCOME),
         channel=channel,
+        public_key=_public_key_uri(config.registered_model_name, model_version),
+    )
+
+
+def _public_key_uri(model_name: str, version: str) -> str | None:
+    from zenml.client import Client
+
+    value = Client().get_model_version(model_name, version).run_metadata.get("public_key_uri")
+    return str(value) if value else None
+
+
+@dataclass
+class MonitorRunResult:
+    run: PipelineRunResponse
+    decision: Any
+    logs: str
+
+    def summary(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "pipeline": constants.MONITORING_PIPELINE,
+            "run": self.run.name,
+            "status": self.run.status.value,
+            "logs": self.logs,
+            "reference": d.reference,
+            "window": d.window,
+            "current_images": d.current_images,
+            "enough_data": d.enough_data,
+            "drift": d.drift,
+            "drifted_features": d.drifted_features,
+            "confidence_collapse": d.confidence_collapse,
+            "low_confidence_share": d.low_confidence_share,
+            "log": {k: v for k, v in d.log.items() if k != "examples"},
+            "action": d.action,
+            "reasons": d.reasons,
+        }
+
+
+class MonitorError(RuntimeError):
+    pass
+
+
+def run_monitoring_pipeline(
+    config: VisionloopConfig,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    logs: str | None = None,
+) -> MonitorRunResult:
+    """Compare the prediction logs of [since, until) (default: the last
+    ``monitor.window_hours``) with the production model's data set version."""
+    from zenml.client import Client
+    from zenml.enums import ModelStages
+
+    from pipelines.monitoring_pipeline import monitoring_pipeline
+    from stacks.bootstrap import stack_setting
+
+    name = config.registered_model_name
+    try:
+        production = Client().get_model_version(name, ModelStages.PRODUCTION)
+    except KeyError as exc:
+        raise MonitorError(f"model {name} has no production version to monitor: deploy one first") from exc
+    dataset = production.get_artifact(constants.IMAGE_DATASET)
+    if dataset is None:
+        raise MonitorError(
+            f"{name} version {production.name} has no linked {constants.IMAGE_DATASET} artifact"
+        )
+    settings = config.monitor
+    logs = logs or settings.logs or stack_setting("edge_logs")
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(hours=settings.window_hours)
+    run = monitoring_pipeline(
+        dataset_artifact_id=str(dataset.id),
+        dataset_version_id=str(production.run_metadata.get("dataset_version_id", "")),
+        logs=logs,
+        since=since.isoformat(),
+        until=until.isoformat(),
+        settings=settings.model_dump(),
+        s3_endpoint=config.deploy.s3_endpoint,
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    run = run.get_hydrated_version()
+    return MonitorRunResult(
+        run=run, decision=output(run, "detect_drift", constants.DRIFT_DECISION), logs=logs
     )

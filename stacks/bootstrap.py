@@ -97,15 +97,21 @@ def active_env() -> str:
     return "local"
 
 
-def stack_channel(env: str | None = None) -> str:
-    """The model channel of ``env`` (default: the active stack's environment)."""
+def stack_setting(name: str, env: str | None = None) -> str:
+    """``visionloop.<name>`` of ``stacks/<env>.yaml`` (default: the active stack's
+    environment), with ``{local_stores}`` replaced by ZenML's local store folder."""
     from zenml.config.global_config import GlobalConfiguration
 
     env = env or active_env()
-    channel = (stack_spec(env).get("visionloop") or {}).get("channel")
-    if not channel:
-        raise StackError(f"stacks/{env}.yaml names no visionloop.channel")
-    return str(channel).replace("{local_stores}", GlobalConfiguration().local_stores_path)
+    value = (stack_spec(env).get("visionloop") or {}).get(name)
+    if not value:
+        raise StackError(f"stacks/{env}.yaml names no visionloop.{name}")
+    return str(value).replace("{local_stores}", GlobalConfiguration().local_stores_path)
+
+
+def stack_channel(env: str | None = None) -> str:
+    """The model channel of ``env`` (default: the active stack's environment)."""
+    return stack_setting("channel", env)
 
 
 def describe_active_stack() -> dict[str, Any]:

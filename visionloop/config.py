@@ -137,6 +137,41 @@ class DeploySettings(StrictModel):
     signing_secret: str = "visionloop-signing-key"
 
 
+class MonitorSettings(StrictModel):
+    """The monitoring pipeline. ``logs``: the folder or ``s3://`` prefix the edge
+    runtimes write their prediction logs to (default: ``edge-logs`` beside the local
+    channel). A window with at least ``min_drifted_features`` features whose Evidently
+    stat test (``method``; ``threshold``: p-value below it for tests, distance at or
+    above it for distances) says drift, or whose share of images with no detection above
+    ``low_confidence`` exceeds ``max_low_confidence_share``, is drift; ``on_drift`` says
+    what it triggers."""
+
+    logs: str | None = None
+    window_hours: float = Field(24.0, gt=0)
+    features: list[str] = Field(
+        default_factory=lambda: [
+            "brightness",
+            "contrast",
+            "sharpness",
+            "mean_r",
+            "mean_g",
+            "mean_b",
+            "saturation",
+            "width",
+            "height",
+            "aspect",
+        ]
+    )
+    method: str = "ks"
+    threshold: float = Field(0.001, gt=0)
+    min_drifted_features: int = Field(1, ge=1)
+    min_images: int = Field(30, ge=2)
+    reference_images: int = Field(2000, ge=10)
+    low_confidence: float = Field(0.25, ge=0, le=1)
+    max_low_confidence_share: float = Field(0.6, ge=0, le=1)
+    on_drift: Literal["none", "label", "retrain"] = "label"
+
+
 class VisionloopConfig(StrictModel):
     name: str
     model_name: str | None = None
@@ -145,6 +180,7 @@ class VisionloopConfig(StrictModel):
     train: TrainSettings = Field(default_factory=TrainSettings)
     export: ExportSettings = Field(default_factory=ExportSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     @property
     def registered_model_name(self) -> str:

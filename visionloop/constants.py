@@ -18,3 +18,7 @@ DEPLOYMENT_PIPELINE = "visionloop_deployment"
 PROMOTION_DECISION = "promotion_decision"
 STAGING_REPORT = "staging_report"
 PROMOTION_OUTCOME = "promotion_outcome"
+
+MONITORING_PIPELINE = "visionloop_monitoring"
+DRIFT_DECISION = "drift_decision"
+DRIFT_REPORT = "drift_report"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from zenml import get_step_context, log_metadata, step
 from zenml.logger import get_logger
 
-from materializers.deployment_materializers import PromotionDecisionMaterializer
+from materializers.report_materializers import PromotionDecisionMaterializer
 from steps.deployment import control_plane
 from visionloop import constants
 from visionloop.config import GateSettings

@@ -11,7 +11,7 @@ from zenml import get_step_context, log_metadata, step
 from zenml.logger import get_logger
 
 from edge_runtime.channel import ChannelClient
-from materializers.deployment_materializers import StagingReportMaterializer
+from materializers.report_materializers import StagingReportMaterializer
 from steps.deployment import control_plane
 from visionloop import constants
 from visionloop.config import DeploySettings

@@ -227,8 +227,11 @@ def test_signing_key_comes_from_a_zenml_secret_when_the_environment_names_none(
     with pytest.raises(SigningKeyError, match="no channel signing key"):
         signing_key(secret)
     created = signing_key(secret, create=True)
-    assert Client().get_secret(secret, allow_partial_name_match=False).secret_values["private_key"].startswith(
-        "-----BEGIN PRIVATE KEY-----"
+    assert (
+        Client()
+        .get_secret(secret, allow_partial_name_match=False)
+        .secret_values["private_key"]
+        .startswith("-----BEGIN PRIVATE KEY-----")
     )
     assert signing_key(secret).key_id == created.key_id  # the same key next time, not a new one
     monkeypatch.setenv("VISIONLOOP_SIGNING_KEY", SIGNING_SEED)

@@ -1,6 +1,6 @@
 """Materializers of the deployment pipeline's reports: the JSON, plus an HTML page that
 the dashboard shows (the gate's decision with candidate and production side by side,
-and the staging checks)."""
+and the staging checks). ``ReportMaterializer`` serves other pydantic reports too."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from visionloop.deploy.report import decision_html, staging_html
 from visionloop.deploy.types import PromotionDecision, StagingReport
 
 
-class _ReportMaterializer(BaseMaterializer):
+class ReportMaterializer(BaseMaterializer):
     """A pydantic report as ``report.json`` plus ``report.html``."""
 
     SKIP_REGISTRATION: ClassVar[bool] = True
@@ -41,7 +41,7 @@ class _ReportMaterializer(BaseMaterializer):
         return {path: VisualizationType.HTML}
 
 
-class PromotionDecisionMaterializer(_ReportMaterializer):
+class PromotionDecisionMaterializer(ReportMaterializer):
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (PromotionDecision,)
     MODEL = PromotionDecision
 
@@ -59,7 +59,7 @@ class PromotionDecisionMaterializer(_ReportMaterializer):
         }
 
 
-class StagingReportMaterializer(_ReportMaterializer):
+class StagingReportMaterializer(ReportMaterializer):
     ASSOCIATED_TYPES: ClassVar[tuple[type[Any], ...]] = (StagingReport,)
     MODEL = StagingReport
 

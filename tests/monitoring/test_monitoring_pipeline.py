@@ -1,0 +1,117 @@
+"""`python run.py monitor` on the session's fresh ZenML store: the prediction logs of a
+darkened camera against the production model's data set version (metal-tags) are drift
+on brightness, bad log lines are counted, and the reports have dashboard views."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+from zenml import Model, link_artifact_to_model, log_metadata
+from zenml.client import Client
+from zenml.io import fileio
+
+from edge_runtime.imagestats import image_stats
+from pipelines.launch import run_data_pipeline
+from tests.conftest import METAL_TAGS, REPO_ROOT
+from visionloop.config import load_config
+from visionloop.monitoring.streams import metal_tag_pools, stream
+
+MODEL = "tags-monitor"
+
+
+def log_lines(images: list[bytes], when: datetime) -> list[str]:
+    lines = []
+    for i, data in enumerate(images):
+        with Image.open(io.BytesIO(data)) as image:
+            stats = image_stats(image)
+        doc = {
+            "time": (when + timedelta(seconds=i)).isoformat(),
+            "model_version": "1",
+            "latency_ms": 25.0,
+            "max_score": 0.8,
+            "boxes": 1,
+            "box_areas": [0.03],
+            "image": stats,
+        }
+        lines.append(json.dumps(doc))
+    return lines
+
+
+def production_model_on(dataset_artifact_id: str, dataset_version_id: str) -> None:
+    """A production version of MODEL trained on that data set version, as the
+    deployment pipeline leaves it (the control plane's state; no training needed here)."""
+    client = Client()
+    client.create_model(name=MODEL)
+    version = client.create_model_version(model_name_or_id=MODEL)
+    name = str(version.name)
+    link_artifact_to_model(
+        client.get_artifact_version(dataset_artifact_id), model=Model(name=MODEL, version=name)
+    )
+    log_metadata(metadata={"dataset_version_id": dataset_version_id}, model_name=MODEL, model_version=name)
+    version.set_stage("production", force=True)
+
+
+def test_monitor_flags_a_darkened_camera(zenml_stack, tmp_path: Path) -> None:
+    import run
+
+    base = yaml.safe_load((REPO_ROOT / "configs" / "metal_tags.yaml").read_text())
+    base["data"]["source"] = str(METAL_TAGS)
+    base["model_name"] = MODEL
+    base["monitor"] = {"logs": str(tmp_path / "logs"), "on_drift": "label"}
+    config_path = tmp_path / "monitor.yaml"
+    config_path.write_text(yaml.safe_dump(base))
+    data = run_data_pipeline(load_config(config_path).data)
+    production_model_on(data.artifact_id, data.dataset.version_id)
+
+    _, held = metal_tag_pools(METAL_TAGS)
+    now = datetime.now(UTC)
+    lines = log_lines(stream(held, "darker", 40, 0), now - timedelta(hours=2))
+    lines += ["", "{truncated", json.dumps({"time": now.isoformat()})]
+    (tmp_path / "logs" / "line-3").mkdir(parents=True)
+    (tmp_path / "logs" / "line-3" / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+
+    result = CliRunner().invoke(run.cli, ["monitor", "--config", str(config_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["drift"] and "brightness" in summary["drifted_features"]
+    assert summary["reference"] == data.dataset.version_id
+    assert summary["current_images"] == 40
+    assert summary["log"]["malformed"] == 2 and summary["log"]["empty"] == 1
+    assert summary["action"] == "label"
+
+    run_model = Client().get_pipeline_run(summary["run"])
+    for name in ("drift_decision", "drift_report"):
+        artifact = run_model.steps["detect_drift"].outputs[name][0]
+        html = [v for v in artifact.visualizations if str(v.type.value) == "html"]
+        assert html and fileio.exists(html[0].uri), f"{name} has no HTML view"
+    decision = run_model.steps["detect_drift"].outputs["drift_decision"][0].load()
+    assert decision.drift and decision.log["malformed"] == 2
+
+    # a second window with the camera fixed: no drift; the reference comes from the cache
+    later = now + timedelta(hours=30)
+    fixed = log_lines(stream(held, "none", 40, 5), later - timedelta(hours=1))
+    (tmp_path / "logs" / "line-3" / "predictions-2.jsonl").write_text("\n".join(fixed) + "\n")
+    result = CliRunner().invoke(
+        run.cli,
+        [
+            "monitor",
+            "--config",
+            str(config_path),
+            "--since",
+            (later - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "--until",
+            later.strftime("%Y-%m-%dT%H:%M:%S"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert not summary["drift"] and summary["current_images"] == 40 and summary["action"] == "none"
+    second = Client().get_pipeline_run(summary["run"])
+    assert second.steps["reference_features"].status.value == "cached"

@@ -1,0 +1,2 @@
+"""Monitoring: image and prediction statistics from the edge, compared with the data set
+the production model was trained on (no ZenML)."""

@@ -1,0 +1,142 @@
+"""Drift of image and prediction statistics, with Evidently.
+
+Each feature is compared between the reference (the production model's data set
+version) and the current window with Evidently's ``ValueDrift`` (the stat test from
+configuration; Kolmogorov-Smirnov by default, whose score is a p-value: drift when it is
+below the threshold). The window is flagged when at least ``min_drifted_features``
+features drift, or when the model's confidence collapses (the share of images with no
+detection above the confidence threshold exceeds its limit).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from visionloop.config import MonitorSettings
+
+P_VALUE_METHODS = {"ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw", "cramer_von_mises"}
+
+
+class FeatureDrift(BaseModel):
+    feature: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+    reference_mean: float
+    current_mean: float
+
+
+class DriftDecision(BaseModel):
+    """What the monitoring run found and what it set off."""
+
+    reference: str  # the data set version id
+    window: dict[str, Any]  # since, until
+    current_images: int
+    reference_images: int
+    enough_data: bool
+    drift: bool
+    drifted_features: list[str] = Field(default_factory=list)
+    confidence_collapse: bool = False
+    low_confidence_share: float | None = None
+    features: list[FeatureDrift] = Field(default_factory=list)
+    log: dict[str, Any] = Field(default_factory=dict)  # lines, empty, malformed, examples
+    action: str = "none"  # what was triggered: none, label, retrain
+    reasons: list[str] = Field(default_factory=list)
+
+
+def _report(
+    reference: pd.DataFrame, current: pd.DataFrame, features: list[str], settings: MonitorSettings
+) -> Any:
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(numerical_columns=features)
+    report = Report(
+        [ValueDrift(column=f, method=settings.method, threshold=settings.threshold) for f in features]
+    )
+    return report.run(
+        reference_data=Dataset.from_pandas(reference[features], data_definition=definition),
+        current_data=Dataset.from_pandas(current[features], data_definition=definition),
+    )
+
+
+def compare(
+    reference: pd.DataFrame, current: pd.DataFrame, settings: MonitorSettings
+) -> tuple[list[FeatureDrift], str]:
+    """Per-feature drift and Evidently's HTML report."""
+    features = [f for f in settings.features if f in reference.columns and f in current.columns]
+    snapshot = _report(reference, current, features, settings)
+    values = [m["value"] for m in snapshot.dict()["metrics"]]
+    lower_is_drift = settings.method in P_VALUE_METHODS
+    out = []
+    for name, value in zip(features, values, strict=True):
+        score = float(value) if value is not None and math.isfinite(float(value)) else float("nan")
+        drifted = (score < settings.threshold) if lower_is_drift else (score >= settings.threshold)
+        out.append(
+            FeatureDrift(
+                feature=name,
+                method=settings.method,
+                score=score,
+                threshold=settings.threshold,
+                drifted=bool(drifted),
+                reference_mean=float(reference[name].mean()),
+                current_mean=float(current[name].mean()),
+            )
+        )
+    return out, snapshot.get_html_str(as_iframe=False)
+
+
+def decide(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    settings: MonitorSettings,
+    reference_id: str,
+    window: dict[str, Any],
+    log: dict[str, Any],
+) -> tuple[DriftDecision, str]:
+    """The decision and Evidently's HTML (empty when there was too little data)."""
+    decision = DriftDecision(
+        reference=reference_id,
+        window=window,
+        current_images=len(current),
+        reference_images=len(reference),
+        enough_data=len(current) >= settings.min_images,
+        drift=False,
+        log=log,
+    )
+    if not decision.enough_data:
+        decision.reasons = [
+            f"{len(current)} images in the window, fewer than the {settings.min_images} needed"
+        ]
+        return decision, ""
+    features, html = compare(reference, current, settings)
+    decision.features = features
+    decision.drifted_features = [f.feature for f in features if f.drifted]
+    if "max_score" in current.columns:
+        share = float((current["max_score"] < settings.low_confidence).mean())
+        decision.low_confidence_share = round(share, 4)
+        decision.confidence_collapse = share > settings.max_low_confidence_share
+    feature_drift = len(decision.drifted_features) >= settings.min_drifted_features
+    decision.drift = feature_drift or decision.confidence_collapse
+    if feature_drift:
+        decision.reasons.append(
+            "drift on "
+            + ", ".join(
+                f"{f.feature} ({f.reference_mean:.3f} -> {f.current_mean:.3f}, {f.method} {f.score:.2g})"
+                for f in features
+                if f.drifted
+            )
+        )
+    if decision.confidence_collapse:
+        decision.reasons.append(
+            f"confidence collapse: {decision.low_confidence_share:.0%} of images have no detection above "
+            f"{settings.low_confidence} (limit {settings.max_low_confidence_share:.0%})"
+        )
+    if not decision.drift:
+        decision.reasons.append("no drift")
+    return decision, html
