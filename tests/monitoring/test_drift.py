@@ -77,13 +77,14 @@ def test_too_few_images_is_not_a_verdict(pools) -> None:  # type: ignore[no-unty
 
 
 def good_line(when: datetime, **extra: object) -> str:
-    image = {f: 0.5 for f in SETTINGS.features}
+    """A line as edge_runtime.predlog writes it: one 10x10 box on a 100x50 image."""
+    stats = {f: 0.5 for f in SETTINGS.features} | {"width": 100.0, "height": 50.0}
     doc = {
         "time": when.isoformat(),
         "max_score": 0.7,
         "boxes": 1,
-        "box_areas": [0.02],
-        "image": image,
+        "box_sizes": [[10.0, 10.0]],
+        **stats,
         **extra,
     }
     return json.dumps(doc)
@@ -98,6 +99,7 @@ def test_log_reader_counts_bad_lines_and_keeps_the_window(tmp_path: Path) -> Non
         "{not json",
         "[1, 2]",
         json.dumps({"time": now.isoformat(), "max_score": 0.5, "boxes": 0}),  # no image statistics
+        good_line(now, box_sizes=[[1, 2, 3]]),
         good_line(now).replace('"max_score": 0.7', '"max_score": NaN'),
         good_line(now).replace('"max_score": 0.7', '"max_score": "high"'),
         good_line(now, time="yesterday"),
@@ -111,7 +113,7 @@ def test_log_reader_counts_bad_lines_and_keeps_the_window(tmp_path: Path) -> Non
     window = read_window(LocalStore(tmp_path), "", now - timedelta(hours=1), now + timedelta(hours=1))
     assert len(window.rows) == 2
     assert window.empty == 2 and window.outside_window == 1
-    assert window.malformed == 7
+    assert window.malformed == 8
     assert window.lines == len(lines)
     assert window.files == ["device-1/2026-11-22.jsonl"]
     assert all(e.startswith("device-1/2026-11-22.jsonl:") for e in window.examples)
@@ -121,4 +123,4 @@ def test_log_reader_counts_bad_lines_and_keeps_the_window(tmp_path: Path) -> Non
 
 def test_parse_line_accepts_epoch_seconds() -> None:
     when, row = parse_line(good_line(datetime(2026, 1, 1, tzinfo=UTC), time=1_767_225_600))
-    assert when == datetime(2026, 1, 1, tzinfo=UTC) and row["mean_box_area"] == 0.02
+    assert when == datetime(2026, 1, 1, tzinfo=UTC) and row["mean_box_area"] == 0.02  # 10x10 of 100x50

@@ -16,7 +16,9 @@ from zenml import Model, link_artifact_to_model, log_metadata
 from zenml.client import Client
 from zenml.io import fileio
 
+from edge_runtime.detector import Detection
 from edge_runtime.imagestats import image_stats
+from edge_runtime.predlog import record
 from pipelines.launch import run_data_pipeline
 from tests.conftest import METAL_TAGS, REPO_ROOT
 from visionloop.config import load_config
@@ -26,19 +28,19 @@ MODEL = "tags-monitor"
 
 
 def log_lines(images: list[bytes], when: datetime) -> list[str]:
+    """The prediction log lines the edge runtime writes for these images."""
     lines = []
     for i, data in enumerate(images):
         with Image.open(io.BytesIO(data)) as image:
             stats = image_stats(image)
-        doc = {
-            "time": (when + timedelta(seconds=i)).isoformat(),
-            "model_version": "1",
-            "latency_ms": 25.0,
-            "max_score": 0.8,
-            "boxes": 1,
-            "box_areas": [0.03],
-            "image": stats,
-        }
+        doc = record(
+            [Detection(0, "scratch", 0.8, (10.0, 10.0, 60.0, 30.0))],
+            stats,
+            25.0,
+            time=(when + timedelta(seconds=i)).isoformat(),
+            model=MODEL,
+            version="1",
+        )
         lines.append(json.dumps(doc))
     return lines
 

@@ -1,11 +1,13 @@
 """Reading the edge runtime's prediction logs (JSONL) for a time window.
 
-One line per served image::
+One line per served image, as ``edge_runtime.predlog`` writes it::
 
-    {"time": "2026-11-22T10:00:00+00:00", "model_version": "3", "latency_ms": 24.1,
-     "max_score": 0.81, "boxes": 2, "box_areas": [0.012, 0.03],
-     "image": {"brightness": 0.46, "contrast": 0.26, ...}}   (edge_runtime.imagestats)
+    {"time": "2026-11-22T10:00:00+00:00", "model": "tags", "version": "3", "latency_ms": 24.1,
+     "boxes": 2, "max_score": 0.81, "box_sizes": [[30.5, 12.0], [8.0, 9.5]], "classes": [...],
+     "brightness": 0.46, "contrast": 0.26, ..., "width": 450, "height": 300, "aspect": 1.5}
 
+(the image figures are those of ``edge_runtime.imagestats``; an ``image`` object holding
+them is read too).
 Empty and malformed lines are counted, with the first few named by file and line, and
 never stop the run.
 """
@@ -78,16 +80,20 @@ def parse_line(line: str) -> tuple[datetime, dict[str, float]]:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     when = parse_time(doc.get("time"))
-    image = doc.get("image")
-    if not isinstance(image, dict):
-        raise ValueError("no image statistics ('image' object)")
+    image = doc.get("image") if isinstance(doc.get("image"), dict) else doc
+    missing = [name for name in FEATURES if name not in image]
+    if missing:
+        raise ValueError(f"no image statistics ({', '.join(missing)})")
     row = {name: _number(image, name) for name in FEATURES}
     row["max_score"] = _number(doc, "max_score")
     row["boxes"] = _number(doc, "boxes")
-    areas = doc.get("box_areas") or []
-    if not isinstance(areas, list) or not all(isinstance(a, int | float) for a in areas):
-        raise ValueError("box_areas is not a list of numbers")
-    row["mean_box_area"] = float(sum(areas) / len(areas)) if areas else 0.0
+    sizes = doc.get("box_sizes") or []
+    if not isinstance(sizes, list) or not all(
+        isinstance(s, list) and len(s) == 2 and all(isinstance(v, int | float) for v in s) for s in sizes
+    ):
+        raise ValueError("box_sizes is not a list of [width, height] pairs")
+    area = row["width"] * row["height"]
+    row["mean_box_area"] = float(sum(w * h for w, h in sizes) / len(sizes) / area) if sizes and area else 0.0
     row["latency_ms"] = _number(doc, "latency_ms") if "latency_ms" in doc else float("nan")
     return when, row
 
