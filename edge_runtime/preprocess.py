@@ -95,15 +95,37 @@ def _linear_taps(
 
 
 def resize_bilinear(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """uint8 (h, w, c) -> uint8 (height, width, c), equal to ``cv2.resize(pixels, (width, height))``."""
-    src_h, src_w = pixels.shape[:2]
+    """uint8 (h, w, c) -> uint8 (height, width, c), equal to ``cv2.resize(pixels, (width, height))``.
+
+    Fixed-point like OpenCV: a horizontal pass (weights summing to 2**11) over only the
+    source rows the vertical pass reads, then the vertical pass, rounding as OpenCV does.
+    Channels stay interleaved (one 2-D gather per tap), and the passes work in place.
+    """
+    src_h, src_w, channels = pixels.shape
     x0, x1, a0, a1 = _linear_taps(src_w, width, clamp_weight=True)
     y0, y1, b0, b1 = _linear_taps(src_h, height, clamp_weight=False)
-    src = pixels.astype(np.int32)
-    rows = src[:, x0] * a0[None, :, None] + src[:, x1] * a1[None, :, None]  # weights sum to 2**11
-    r0, r1 = rows[y0] >> 4, rows[y1] >> 4
-    out = ((r0 * b0[:, None, None]) >> 16) + ((r1 * b1[:, None, None]) >> 16)
-    return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
+    needed = np.unique(np.concatenate([y0, y1]))
+    row_of = np.zeros(src_h, dtype=np.int64)
+    row_of[needed] = np.arange(len(needed))
+    flat = pixels[needed].reshape(len(needed), src_w * channels)
+    lane = np.arange(channels)
+    rows = np.take(flat, (x0[:, None] * channels + lane).ravel(), axis=1).astype(np.int32)
+    rows *= np.repeat(a0, channels)
+    right = np.take(flat, (x1[:, None] * channels + lane).ravel(), axis=1).astype(np.int32)
+    right *= np.repeat(a1, channels)
+    rows += right
+    rows >>= 4
+    out = np.take(rows, row_of[y0], axis=0)
+    out *= b0[:, None]
+    out >>= 16
+    low = np.take(rows, row_of[y1], axis=0)
+    low *= b1[:, None]
+    low >>= 16
+    out += low
+    out += 2
+    out >>= 2
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8).reshape(height, width, channels)
 
 
 def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, Letterbox]:
