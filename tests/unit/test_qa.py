@@ -202,6 +202,13 @@ def test_facts_cache_buffers_writes_that_lookups_already_see(tmp_path):
     reopened = FactsCache(tmp_path / "facts.sqlite")
     assert reopened.lookup("file|1|1:2:3") == ("ab" * 32, {**facts, "v": FactsCache.VERSION})
     assert reopened.lookup("file|1|other") is None
+    reopened.prefetch(["file|1|1:2:3", "file|1|other"])  # one query for a batch of entries
+    assert reopened.lookup("file|1|1:2:3") == ("ab" * 32, {**facts, "v": FactsCache.VERSION})
+    assert reopened.lookup("file|1|other") is None
+    newer = {**facts, "derived-6": {"sha256": "cd" * 32, "width": 3, "height": 4}}
+    reopened.put("ab" * 32, newer, "file|1|other")  # a write after the prefetch wins
+    assert reopened.lookup("file|1|other") == ("ab" * 32, {**newer, "v": FactsCache.VERSION})
+    assert reopened.lookup("file|1|1:2:3") == ("ab" * 32, {**newer, "v": FactsCache.VERSION})
     reopened.close()
 
 

@@ -38,6 +38,7 @@ class FactsCache:
         self._files: dict[str, str] = {}
         self._reads = 0
         self._parsed: dict[str, dict[str, Any]] = {}
+        self._batch: dict[str, tuple[str, str | None] | None] = {}
 
     @property
     def pending(self) -> int:
@@ -54,11 +55,30 @@ class FactsCache:
         if not self.db.in_transaction:
             self.db.execute("BEGIN")
 
+    def prefetch(self, keys: list[str]) -> None:
+        """Look up a batch of listing entries (at most a few hundred) in one query, for the
+        ``lookup`` calls that follow; replaces the previous batch."""
+        self._read()
+        batch: dict[str, tuple[str, str | None] | None] = dict.fromkeys(keys)
+        query = (
+            "SELECT f.key, f.sha256, x.facts FROM files f LEFT JOIN facts x USING (sha256) "
+            f"WHERE f.key IN ({','.join('?' * len(keys))})"
+        )
+        for key, sha, text in self.db.execute(query, keys) if keys else ():
+            batch[key] = (sha, text)
+        self._batch = batch
+
     def lookup(self, key: str) -> tuple[str, dict[str, Any] | None] | None:
-        """(sha256, facts) of a listing entry in one query; facts None when stale."""
+        """(sha256, facts) of a listing entry in one query (none when it was prefetched);
+        facts None when stale."""
         sha = self._files.get(key)
         if sha is not None:
             return sha, self.get(sha)
+        if key in self._batch:
+            hit = self._batch[key]
+            if hit is None:
+                return None
+            return hit[0], self._parse(self._facts.get(hit[0], hit[1]))
         self._read()
         row = self.db.execute(
             "SELECT f.sha256, x.facts FROM files f LEFT JOIN facts x USING (sha256) WHERE f.key = ?", (key,)
@@ -96,7 +116,9 @@ class FactsCache:
             self.commit()
 
     def flush(self) -> None:
-        """Write the buffered rows (not yet committed)."""
+        """Write the buffered rows (not yet committed). A prefetched batch is dropped: it
+        may predate facts that were buffered until now."""
+        self._batch = {}
         if self._facts:
             self.db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?)", self._facts.items())
             self._facts.clear()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import itertools
 import math
 import posixpath
 import sys
@@ -68,6 +69,7 @@ RULES: dict[str, str] = {
     "duplicate": "the same image bytes with the same labels appeared earlier; kept once",
 }
 
+PREFETCH = 256  # candidates whose cache entries are looked up in one query
 KEEP_MODES = frozenset({"RGB", "L"})
 NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 EXTENSIONS = {
@@ -104,6 +106,11 @@ class QAConfig:
     exif_policy: Literal["apply", "reject"] = "apply"
     box_tolerance: float = 0.01
     min_box_px: float = 1.0
+
+
+def _file_key(cand: Candidate) -> str | None:
+    """The facts cache's key of a listing entry: URI, size and change stamp."""
+    return f"{cand.source_uri}|{cand.size}|{cand.stamp}" if cand.stamp else None
 
 
 class Rejected(Exception):
@@ -249,7 +256,7 @@ class QARunner:
         A listing entry seen before (same URI, size and change stamp) whose blob is still
         stored is not read at all; otherwise the bytes are read and hashed, and decoded
         only when no facts are cached for that hash."""
-        file_key = f"{cand.source_uri}|{cand.size}|{cand.stamp}" if cand.stamp else None
+        file_key = _file_key(cand)
         known = self.cache.lookup(file_key) if file_key else None
         ext = posixpath.splitext(cand.path)[1].lower()
         if known is not None:
@@ -371,20 +378,23 @@ class QARunner:
         records: list[ImageRecord] = []
         entries: list[QuarantineEntry] = []
         total = 0
-        for cand in candidates:
-            total += 1
-            try:
-                records.append(self.check(cand))
-            except Rejected as rej:
-                entries.append(
-                    QuarantineEntry(
-                        path=cand.path,
-                        source_uri=cand.source_uri,
-                        rule=rej.rule,
-                        reason=rej.reason,
-                        sha256=rej.sha256,
+        stream = iter(candidates)
+        while batch := list(itertools.islice(stream, PREFETCH)):
+            self.cache.prefetch([key for key in map(_file_key, batch) if key])
+            for cand in batch:
+                total += 1
+                try:
+                    records.append(self.check(cand))
+                except Rejected as rej:
+                    entries.append(
+                        QuarantineEntry(
+                            path=cand.path,
+                            source_uri=cand.source_uri,
+                            rule=rej.rule,
+                            reason=rej.reason,
+                            sha256=rej.sha256,
+                        )
                     )
-                )
         self.cache.commit()
         records, dup_entries = resolve_duplicates(records)
         entries.extend(dup_entries)
