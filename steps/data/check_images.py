@@ -52,7 +52,11 @@ def check_images(
     counts = report.counts_by_rule()
     logger.info(
         "QA: %d in = %d accepted + %d quarantined %s; %d decoded, %d from cache",
-        report.total, report.accepted, report.quarantined, counts or "", runner.decoded,
+        report.total,
+        report.accepted,
+        report.quarantined,
+        counts or "",
+        runner.decoded,
         report.total - runner.decoded,
     )
     for entry in report.entries[:20]:
@@ -67,7 +71,10 @@ def check_images(
         }
     )
     accepted = AcceptedImages(
-        source=listing.source_uri, label_format=listing.format,
-        class_names=listing.class_names, blob_root=blobs.uri, records=records,
+        source=listing.source_uri,
+        label_format=listing.format,
+        class_names=listing.class_names,
+        blob_root=blobs.uri,
+        records=records,
     )
     return accepted, report

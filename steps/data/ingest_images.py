@@ -21,7 +21,9 @@ IMPORTER_FILES = [
 
 
 @step(
-    cache_policy=CachePolicy(file_dependencies=["visionloop/data/ingest.py", "visionloop/data/sources.py", *IMPORTER_FILES])
+    cache_policy=CachePolicy(
+        file_dependencies=["visionloop/data/ingest.py", "visionloop/data/sources.py", *IMPORTER_FILES]
+    )
 )
 def ingest_images(
     source: str,
@@ -43,8 +45,12 @@ def ingest_images(
     labeled = sum(c.labels.status == "labeled" for c in found.candidates)
     logger.info(
         "Ingested %d candidates from %s (%s labels: %d labelled, %d unlabeled; %d other files ignored)",
-        len(found.candidates), found.source_uri, found.format, labeled,
-        len(found.candidates) - labeled, len(found.ignored),
+        len(found.candidates),
+        found.source_uri,
+        found.format,
+        labeled,
+        len(found.candidates) - labeled,
+        len(found.ignored),
     )
     log_metadata(
         {

@@ -38,14 +38,21 @@ def split_dataset(
     records = split.set_splits(accepted.records, split.SplitConfig(train, val, test, seed))  # in place
     jobs = sorted({r.labeling_job for r in records if r.labeling_job})
     manifest = DatasetManifest(
-        class_names=accepted.class_names, source=accepted.source,
-        label_format=accepted.label_format, records=records, labeling_jobs=jobs,
+        class_names=accepted.class_names,
+        source=accepted.source,
+        label_format=accepted.label_format,
+        records=records,
+        labeling_jobs=jobs,
     )
     dataset = ImageDataset(manifest, blob_store_at(accepted.blob_root))
     stats = dataset.stats()
     logger.info(
         "Data set version %s: %d images %s, %d boxes in %d groups",
-        dataset.short_id, stats["images"], stats["per_split"], stats["boxes"], stats["groups"],
+        dataset.short_id,
+        stats["images"],
+        stats["per_split"],
+        stats["boxes"],
+        stats["groups"],
     )
     log_metadata({"version_id": dataset.version_id, "per_split": stats["per_split"]})
     return dataset

@@ -85,6 +85,9 @@ def test_pointers_survive_kill_9_at_any_point(abd_onnx: Path, tmp_path: Path) ->
                     f"kill {i} at {last!r}: {stage} names an unverifiable version: {exc}"
                 ) from exc
             seen_versions.add(got.version)
+    print(
+        f"kills {KILLS}: half-written version folders {incomplete_folders_seen}, versions that reached a pointer {len(seen_versions)}"
+    )
     assert incomplete_folders_seen >= KILLS // 3, "the kills did not land inside publications"
     assert len(seen_versions) >= 3, f"the pointers hardly moved: {sorted(seen_versions)}"
     # after all that, a publisher started again completes a version and both pointers name it

@@ -34,7 +34,7 @@ class Box:
         return (self.class_id, self.x1, self.y1, self.x2, self.y2)
 
 
-class LabelStatus(str, Enum):
+class LabelStatus(str, Enum):  # noqa: UP042 - str() of a member stays "LabelStatus.X"
     """Whether an image has been labelled. An empty box list with ``LABELED`` means
     "checked, nothing to find" (e.g. a tag with no scratch); ``UNLABELED`` means nobody
     has looked yet."""

@@ -80,7 +80,8 @@ def parse_line(line: str) -> tuple[datetime, dict[str, float]]:
     if not isinstance(doc, dict):
         raise ValueError("not a JSON object")
     when = parse_time(doc.get("time"))
-    image = doc.get("image") if isinstance(doc.get("image"), dict) else doc
+    nested = doc.get("image")
+    image: dict[str, Any] = nested if isinstance(nested, dict) else doc
     missing = [name for name in FEATURES if name not in image]
     if missing:
         raise ValueError(f"no image statistics ({', '.join(missing)})")
