@@ -109,13 +109,14 @@ def test_log_reader_counts_bad_lines_and_keeps_the_window(tmp_path: Path) -> Non
     ]
     (tmp_path / "device-1").mkdir()
     (tmp_path / "device-1" / "2026-11-22.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "device-1" / "2026-11-22.jsonl.1").write_text(good_line(now) + "\n")  # rotated
     (tmp_path / "notes.txt").write_text("not a log")
     window = read_window(LocalStore(tmp_path), "", now - timedelta(hours=1), now + timedelta(hours=1))
-    assert len(window.rows) == 2
+    assert len(window.rows) == 3
     assert window.empty == 2 and window.outside_window == 1
     assert window.malformed == 8
-    assert window.lines == len(lines)
-    assert window.files == ["device-1/2026-11-22.jsonl"]
+    assert window.lines == len(lines) + 1
+    assert window.files == ["device-1/2026-11-22.jsonl", "device-1/2026-11-22.jsonl.1"]
     assert all(e.startswith("device-1/2026-11-22.jsonl:") for e in window.examples)
     assert any("no image statistics" in e for e in window.examples)
     assert any("not a finite number" in e for e in window.examples)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from edge_runtime.imagestats import FEATURES
 from edge_runtime.storage import Store
 
 MAX_EXAMPLES = 20
+LOG_NAME = re.compile(r"\.jsonl(\.\d+)?$")  # predictions.jsonl, and predictions.jsonl.1 once rotated
 PREDICTION_FIELDS = ("max_score", "boxes", "mean_box_area", "latency_ms")
 
 
@@ -100,10 +102,11 @@ def parse_line(line: str) -> tuple[datetime, dict[str, float]]:
 
 
 def read_window(store: Store, prefix: str, since: datetime | None, until: datetime | None) -> LogWindow:
-    """Every ``*.jsonl`` object under ``prefix`` of ``store``, lines within [since, until)."""
+    """Every ``*.jsonl`` object (and rotated ``*.jsonl.1``) under ``prefix`` of ``store``,
+    lines within [since, until)."""
     window = LogWindow()
     for key in store.list(prefix):
-        if not key.endswith(".jsonl"):
+        if not LOG_NAME.search(key):
             continue
         data = store.get(key)
         if data is None:
