@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge_runtime.imagestats import FEATURES as IMAGE_FEATURES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -148,20 +150,7 @@ class MonitorSettings(StrictModel):
 
     logs: str | None = None
     window_hours: float = Field(24.0, gt=0)
-    features: list[str] = Field(
-        default_factory=lambda: [
-            "brightness",
-            "contrast",
-            "sharpness",
-            "mean_r",
-            "mean_g",
-            "mean_b",
-            "saturation",
-            "width",
-            "height",
-            "aspect",
-        ]
-    )
+    features: list[str] = Field(default_factory=lambda: list(IMAGE_FEATURES))
     method: str = "ks"
     threshold: float = Field(0.001, gt=0)
     min_drifted_features: int = Field(1, ge=1)
