@@ -327,7 +327,12 @@ channel_option = click.option(
 
 
 def control_plane_call(
-    config_path: Path, model: str, channel: str | None, action: Any, version: str | None = None
+    config_path: Path,
+    model: str,
+    channel: str | None,
+    action: Any,
+    version: str | None = None,
+    key_optional: bool = False,
 ) -> dict[str, Any]:
     """Run a control-plane action with the model's channel and the signing key;
     refusals become one clear error line."""
@@ -342,8 +347,13 @@ def control_plane_call(
     ensure_stack("local", activate=not _has_active_stack())
     try:
         channel = channel or control_plane.recorded_channel(model, version) or resolve_channel(config)
-        key = control_plane.signing_key(config.deploy.signing_secret)
-        publisher = control_plane.publisher(channel, key, config.deploy.s3_endpoint)
+        try:
+            key = control_plane.signing_key(config.deploy.signing_secret)
+        except SigningKeyError:
+            if not key_optional:
+                raise
+            key = None
+        publisher = control_plane.publisher(channel, key, config.deploy.s3_endpoint) if key else None
         result: dict[str, Any] = action(control_plane, publisher)
         return result
     except (control_plane.PromotionError, SigningKeyError, VerificationError, StorageError) as exc:
@@ -423,8 +433,15 @@ def rollback(
 def models(model: str | None, channel: str | None, config_path: Path, as_json: bool) -> None:
     """Versions of a model with their stages, and the channel's stage pointers."""
     name = model or load(config_path).registered_model_name
-    info = control_plane_call(config_path, name, channel, lambda cp, pub: cp.status(name, pub))
-    lines = [f"Model {name}  (channel {info['channel']}, pointers {info['pointers']})"]
+    info = control_plane_call(
+        config_path, name, channel, lambda cp, pub: cp.status(name, pub), key_optional=True
+    )
+    where = (
+        f"channel {info['channel']}, pointers {info['pointers']}"
+        if "channel" in info
+        else "no signing key here: channel pointers not verified, not shown"
+    )
+    lines = [f"Model {name}  ({where})"]
     lines += [
         f"  {v['version']:>4}  {v['stage']:<10}  test mAP50 {v['test_map50']}  staging checks {v['staging_checks_passed']}"
         for v in info["versions"]

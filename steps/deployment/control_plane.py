@@ -262,11 +262,21 @@ def promote(
     return set_stage(name, version, to, channel, who=who, why=why)
 
 
+def all_versions(name: str) -> list[ModelVersionResponse]:
+    """Every version of model ``name`` (none when there is no such model)."""
+    client = Client()
+    try:
+        model_id = client.get_model(name).id
+    except KeyError:
+        return []
+    return list(client.list_model_versions(model=model_id, size=1000, hydrate=True).items)
+
+
 def previous_production(name: str) -> ModelVersionResponse | None:
     """The version that was in production most recently before the current one."""
     current = version_in_stage(name, PRODUCTION)
     best: tuple[str, ModelVersionResponse] | None = None
-    for v in Client().list_model_versions(model_name_or_id=name, size=1000, hydrate=True).items:
+    for v in all_versions(name):
         if current is not None and v.id == current.id:
             continue
         times = [e["at"] for e in history(v) if e.get("stage") == PRODUCTION]
@@ -287,7 +297,7 @@ def rollback(name: str, channel: ChannelPublisher, who: str | None, why: str) ->
 
 def status(name: str, channel: ChannelPublisher | None = None) -> dict[str, Any]:
     """Stages of every version, and the channel's pointers."""
-    versions = Client().list_model_versions(model_name_or_id=name, size=1000, hydrate=True).items
+    versions = all_versions(name)
     out: dict[str, Any] = {
         "model": name,
         "versions": [
