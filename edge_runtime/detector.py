@@ -185,13 +185,25 @@ def parse_names(raw: str | None) -> list[str] | None:
     return None
 
 
-def open_image(image: Image.Image | bytes) -> Image.Image:
+MAX_PIXELS = 40_000_000  # a 16 MB upload could otherwise decode to gigabytes
+
+
+class ImageTooLarge(ValueError):
+    pass
+
+
+def open_image(image: Image.Image | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A PIL image as given, or encoded bytes decoded with their EXIF orientation applied
-    (as ``cv2.imread``, which ultralytics uses for files, does)."""
+    (as ``cv2.imread``, which ultralytics uses for files, does). Encoded images larger
+    than ``max_pixels`` are refused from their header, before decoding."""
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, bytes | bytearray | memoryview):
         with Image.open(io.BytesIO(bytes(image))) as img:
+            if img.width * img.height > max_pixels:
+                raise ImageTooLarge(
+                    f"image of {img.width}x{img.height} pixels is larger than the {max_pixels:,} allowed"
+                )
             img.load()
             return ImageOps.exif_transpose(img) or img
     raise TypeError(f"expected a PIL image or encoded image bytes, got {type(image).__name__}")

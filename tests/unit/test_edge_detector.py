@@ -335,3 +335,15 @@ def test_multi_label_decoding_and_metrics_reproduce_model_val(
     assert m.map50_95 == pytest.approx(res.box.map, abs=1e-4)
     assert m.precision == pytest.approx(res.box.mp, abs=1e-4)
     assert m.recall == pytest.approx(res.box.mr, abs=1e-4)
+
+
+def test_an_image_too_large_is_refused_before_decoding() -> None:
+    from edge_runtime.detector import ImageTooLarge, open_image
+
+    out = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(out, format="PNG")  # 48 Mpx in a few KB
+    data = out.getvalue()
+    assert len(data) < 100_000
+    with pytest.raises(ImageTooLarge, match="8000x6000"):
+        open_image(data)
+    assert open_image(data, max_pixels=50_000_000).size == (8000, 6000)
