@@ -1,20 +1,26 @@
-"""The cache key of a training step includes the domain code it runs (not only the
-step function), so a change to training, export or evaluation code re-runs it."""
+"""Cache keys of the training steps include the domain code they run (not only the step
+function), so a change to that code re-runs them, and only them: a change to the edge
+runtime's pre- and post-processing re-runs the evaluation and quantization (which use
+it), not the training."""
 
 from zenml.config.cache_policy import CachePolicy
 
-TRAINING_CODE = [
+FIT_CODE = [
     "visionloop/training/yolo.py",
     "visionloop/training/offline.py",
     "visionloop/training/tuning.py",
     "visionloop/training/types.py",
     "visionloop/training/workspace.py",
+    "visionloop/data/export.py",
+]
+EVALUATION_CODE = [
+    *FIT_CODE,
     "visionloop/training/quantize.py",
     "visionloop/training/evaluate.py",
     "visionloop/training/detection_metrics.py",
-    "visionloop/data/export.py",
     "edge_runtime/preprocess.py",
     "edge_runtime/detector.py",
 ]
 
-TRAINING_CACHE = CachePolicy(file_dependencies=TRAINING_CODE)
+FIT_CACHE = CachePolicy(file_dependencies=FIT_CODE)  # tuning, training, ONNX export
+EVALUATION_CACHE = CachePolicy(file_dependencies=EVALUATION_CODE)  # quantization, evaluation

@@ -10,7 +10,7 @@ from zenml import log_metadata, step
 from zenml.logger import get_logger
 
 from materializers.evaluation_report_materializer import EvaluationReportMaterializer
-from steps.training.cache_policy import TRAINING_CACHE
+from steps.training.cache_policy import EVALUATION_CACHE
 from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training import evaluate, yolo
@@ -20,7 +20,7 @@ from visionloop.training.workspace import yolo_workspace
 logger = get_logger(__name__)
 
 
-@step(cache_policy=TRAINING_CACHE, output_materializers=EvaluationReportMaterializer)
+@step(cache_policy=EVALUATION_CACHE, output_materializers=EvaluationReportMaterializer)
 def evaluate_model(
     dataset: ImageDataset,
     weights: ModelBlob,

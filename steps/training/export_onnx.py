@@ -11,7 +11,7 @@ from zenml.enums import ArtifactType
 from zenml.logger import get_logger
 
 from materializers.model_blob_materializer import ModelBlobMaterializer
-from steps.training.cache_policy import TRAINING_CACHE
+from steps.training.cache_policy import FIT_CACHE
 from visionloop import constants
 from visionloop.training import yolo
 from visionloop.training.types import ModelBlob
@@ -19,7 +19,7 @@ from visionloop.training.types import ModelBlob
 logger = get_logger(__name__)
 
 
-@step(cache_policy=TRAINING_CACHE, output_materializers=ModelBlobMaterializer)
+@step(cache_policy=FIT_CACHE, output_materializers=ModelBlobMaterializer)
 def export_onnx(
     weights: ModelBlob, opset: int = 17
 ) -> Annotated[ModelBlob, ArtifactConfig(name=constants.ONNX_MODEL, artifact_type=ArtifactType.MODEL)]:

@@ -11,7 +11,7 @@ from zenml.enums import ArtifactType
 from zenml.logger import get_logger
 
 from materializers.model_blob_materializer import ModelBlobMaterializer
-from steps.training.cache_policy import TRAINING_CACHE
+from steps.training.cache_policy import EVALUATION_CACHE
 from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training.quantize import quantize_int8
@@ -20,7 +20,7 @@ from visionloop.training.types import ModelBlob
 logger = get_logger(__name__)
 
 
-@step(cache_policy=TRAINING_CACHE, output_materializers=ModelBlobMaterializer)
+@step(cache_policy=EVALUATION_CACHE, output_materializers=ModelBlobMaterializer)
 def quantize_onnx(
     onnx_model: ModelBlob, dataset: ImageDataset, calibration_images: int = 48, seed: int = 0
 ) -> Annotated[ModelBlob, ArtifactConfig(name=constants.ONNX_INT8_MODEL, artifact_type=ArtifactType.MODEL)]:

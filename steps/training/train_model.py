@@ -10,7 +10,7 @@ from zenml.enums import ArtifactType
 from zenml.logger import get_logger
 
 from materializers.model_blob_materializer import ModelBlobMaterializer
-from steps.training.cache_policy import TRAINING_CACHE
+from steps.training.cache_policy import FIT_CACHE
 from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training import yolo
@@ -21,7 +21,7 @@ logger = get_logger(__name__)
 
 
 @step(
-    cache_policy=TRAINING_CACHE,
+    cache_policy=FIT_CACHE,
     experiment_tracker=constants.EXPERIMENT_TRACKER,
     output_materializers=ModelBlobMaterializer,
 )

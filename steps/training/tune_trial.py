@@ -9,7 +9,7 @@ from zenml import step
 from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import MLFlowExperimentTrackerSettings
 from zenml.logger import get_logger
 
-from steps.training.cache_policy import TRAINING_CACHE
+from steps.training.cache_policy import FIT_CACHE
 from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training import yolo
@@ -21,7 +21,7 @@ logger = get_logger(__name__)
 
 
 @step(
-    cache_policy=TRAINING_CACHE,
+    cache_policy=FIT_CACHE,
     experiment_tracker=constants.EXPERIMENT_TRACKER,
     settings={"experiment_tracker": MLFlowExperimentTrackerSettings(nested=True)},
 )
