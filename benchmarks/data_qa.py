@@ -58,6 +58,7 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter, features  # noqa: E402
 
+from benchmarks.machine import cpu_model  # noqa: E402
 from visionloop.data.blobstore import LocalBlobStore  # noqa: E402
 from visionloop.data.dataset import DatasetManifest, ImageDataset  # noqa: E402
 from visionloop.data.facts_cache import FactsCache  # noqa: E402
@@ -456,16 +457,6 @@ def run_memory_child(folder: Path, scratch: Path, mode: str) -> dict[str, Any]:
 
 def mib(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:

@@ -33,7 +33,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -48,6 +47,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine import cpu_model  # noqa: E402
 
 os.environ.setdefault(
     "VISIONLOOP_CACHE_DIR", str(Path(tempfile.gettempdir()) / "visionloop-edge-bench-cache")
@@ -177,16 +178,6 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def summary(times_s: list[float]) -> dict[str, float]:
