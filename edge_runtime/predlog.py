@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from PIL import Image
 
 from edge_runtime.detector import Detection
 from edge_runtime.imagestats import image_stats
+from edge_runtime.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -67,51 +67,34 @@ class PredictionLog:
         self.errors = 0
         self.dropped = 0
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Pending | None] = queue.Queue(maxsize=queue_size)
-        self._thread: threading.Thread | None = None
+        self._worker: QueueWorker[Pending] = QueueWorker("predlog", self._log, self._failed, queue_size)
 
     def submit(
         self, image: Image.Image, detections: list[Detection], latency_ms: float, fields: dict[str, Any]
     ) -> None:
         """Log one prediction (statistics computed from ``image``), in the background once started."""
-        if self._thread is None:
+        if not self._worker.running:
             self._log((image, detections, latency_ms, fields))
-            return
-        try:
-            self._queue.put_nowait((image, detections, latency_ms, fields))
-        except queue.Full:
+        elif not self._worker.offer((image, detections, latency_ms, fields)):
             self.dropped += 1
 
     def _log(self, item: Pending) -> None:
         image, detections, latency_ms, fields = item
         self.write(record(detections, image_stats(image), latency_ms, **fields))
 
+    def _failed(self, exc: Exception) -> None:  # a bad line must not stop the log
+        self.errors += 1
+        log.error("prediction log: cannot log a prediction: %s", exc)
+
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="predlog", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def flush(self) -> None:
         """Wait until every submitted prediction is written."""
-        self._queue.join()
+        self._worker.join()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self._log(item)
-            except Exception as exc:  # a bad line must not stop the log
-                self.errors += 1
-                log.error("prediction log: cannot log a prediction: %s", exc)
-            finally:
-                self._queue.task_done()
+        self._worker.stop()
 
     def write(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n"

@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ from PIL import Image
 
 from edge_runtime.detector import Detection, box_iou
 from edge_runtime.model import LoadedModel
+from edge_runtime.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,17 @@ class Shadow:
             "skipped_no_staging": 0,
             "errors": 0,
         }
-        self._queue: queue.Queue[tuple[Image.Image, bytes, str, list[Detection]] | None] = queue.Queue(
-            maxsize=queue_size
+        self._worker: QueueWorker[tuple[Image.Image, bytes, str, list[Detection]]] = QueueWorker(
+            "shadow", lambda item: self.compare(*item), self._failed, queue_size
         )
-        self._thread: threading.Thread | None = None
 
     def submit(self, image: Image.Image, data: bytes, production_version: str, dets: list[Detection]) -> None:
-        try:
-            self._queue.put_nowait((image, data, production_version, dets))
-        except queue.Full:
+        if not self._worker.offer((image, data, production_version, dets)):
             self.counters["skipped_busy"] += 1
+
+    def _failed(self, exc: Exception) -> None:  # a shadow failure never reaches production
+        self.counters["errors"] += 1
+        log.error("shadow: comparison failed: %s", exc)
 
     def compare(
         self, image: Image.Image, data: bytes, production_version: str, dets: list[Detection]
@@ -106,27 +106,11 @@ class Shadow:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="shadow", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+        self._worker.stop()
 
     def join(self) -> None:
         """Wait until every submitted image has been compared (for tests and shutdown)."""
-        self._queue.join()
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self.compare(*item)
-            except Exception as exc:  # a shadow failure never reaches production
-                self.counters["errors"] += 1
-                log.error("shadow: comparison failed: %s", exc)
-            finally:
-                self._queue.task_done()
+        self._worker.join()
