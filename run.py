@@ -12,6 +12,7 @@ Examples:
     python run.py rollback metal-tags-detector
     python run.py models metal-tags-detector   # versions, stages and channel pointers
     python run.py monitor               # edge prediction logs against the training data (drift)
+    python run.py label                 # a labeling round in Label Studio (prints the project URL)
 """
 
 from __future__ import annotations
@@ -491,8 +492,82 @@ def monitor(config_path: Path, since: Any, until: Any, logs: str | None, as_json
         summary["retrain"] = run_train(config_path, enable_cache=True, deploy=True)["deployment"]
         lines += deploy_lines(summary["retrain"])
     elif summary["action"] == "label":
-        lines.append("  next        a labeling round is due for the images the edge sent back")
+        from pipelines.launch import run_labeling_pipeline
+        from visionloop.labeling.studio import LabelStudioError
+
+        try:
+            summary["labeling"] = run_labeling_pipeline(config).summary()
+            lines += label_lines(summary["labeling"])
+        except (LabelStudioError, RuntimeError) as exc:  # the drift verdict still stands
+            summary["labeling"] = {"error": str(exc)}
+            lines.append(f"  labeling    FAILED: {exc}; run `python run.py label` once Label Studio is up")
     emit(summary, as_json, lines)
+
+
+def label_lines(s: dict[str, Any]) -> list[str]:
+    images = s["images"]
+    lines = [
+        f"Labeling round: Label Studio project {s['project']!r} (id {s['project_id']})",
+        f"  open        {s['project_url']}",
+        f"  tasks       {s['created_tasks']} created now, {s['already_there']} already there "
+        f"(raw images: {s['raw_images']})",
+        "  images      "
+        + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in images.items())
+        + f" (= {sum(images.values())})",
+        f"  labels      {s['new_labels']} new since the production data set "
+        f"(version {s['production_version'] or 'none'}); retrain at {s['retrain_after']}",
+        f"  data set    {s['dataset_version_id']} (from {s['base_version_id'][:12]})",
+    ]
+    if s["requeued_annotations"]:
+        lines.append(f"  rejected    {s['requeued_annotations']} annotations sent back to the queue")
+    if s["deployment"]:
+        lines += train_lines({"training": s["training"]}) + deploy_lines(s["deployment"])
+    elif s["retrain"]:
+        lines.append("  next        enough new labels: run `python run.py label` without --no-retrain to train")
+    return lines
+
+
+@cli.command()
+@config_option("Use-case configuration (model name, data and label sections).")
+@click.option("--url", help="Label Studio URL (default: label.url of the config).")
+@click.option(
+    "--no-retrain", is_flag=True, help="Do not train even when enough new labels came back (label.retrain_after)."
+)
+@json_option
+def label(config_path: Path, url: str | None, no_retrain: bool, as_json: bool) -> None:
+    """Start or continue the labeling round in Label Studio.
+
+    Sends the raw image store's unlabeled images (the edge's feedback included), most
+    uncertain first and pre-labelled by the production model, to the project; reads
+    back what was annotated, keeps what review accepted, sends rejected annotations back
+    to the queue, and makes the new data set version. With label.retrain_after new
+    labels, trains and deploys on it. The API key: $LABEL_STUDIO_API_KEY or the ZenML
+    secret label.api_key_secret.
+
+    \b
+    python run.py label                      # prints the project URL to open
+    python run.py label --url http://localhost:8080 --json
+    """
+    from pipelines.launch import LabelingError, run_labeling_pipeline
+    from stacks.bootstrap import ensure_stack
+    from visionloop.labeling.studio import LabelStudioError
+
+    config = load(config_path)
+    if url:
+        config.label.url = url
+    ensure_stack("local", activate=not _has_active_stack())
+    try:
+        result = run_labeling_pipeline(config, retrain=not no_retrain)
+    except (LabelStudioError, LabelingError) as exc:
+        fail(str(exc))
+        raise
+    except RuntimeError as exc:  # a step failed: ZenML wraps the step's exception
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, LabelStudioError):
+            fail(str(cause))
+        raise
+    summary = result.summary()
+    emit(summary, as_json, label_lines(summary))
 
 
 @cli.group(invoke_without_command=True)

@@ -367,3 +367,129 @@ def run_monitoring_pipeline(
     return MonitorRunResult(
         run=run, decision=output(run, "detect_drift", constants.DRIFT_DECISION), logs=logs
     )
+
+
+@dataclass
+class LabelRunResult:
+    run: PipelineRunResponse
+    labeling_round: Any
+    merge: Any
+    dataset_artifact_id: str
+    dataset_version_id: str
+    production_version: str | None
+    retrain_after: int
+    training: TrainRunResult | None = None
+    deployment: DeployRunResult | None = None
+
+    @property
+    def new_labels(self) -> int:
+        return int(self.merge.added)
+
+    @property
+    def triggered(self) -> bool:
+        return self.new_labels >= self.retrain_after
+
+    def summary(self) -> dict[str, Any]:
+        r = self.labeling_round
+        return {
+            "pipeline": constants.LABELING_PIPELINE,
+            "run": self.run.name,
+            "status": self.run.status.value,
+            "label_studio": r.studio_url,
+            "project_id": r.project_id,
+            "project": r.project_title,
+            "project_url": r.project_url,
+            "raw_images": r.raw_images,
+            "created_tasks": r.created_tasks,
+            "already_there": r.already_there,
+            "images": r.counts(),
+            "requeued_annotations": len(r.requeued),
+            "export": r.export_path,
+            "production_version": self.production_version,
+            "dataset_version_id": self.dataset_version_id,
+            "base_version_id": self.merge.base_version,
+            "new_labels": self.new_labels,
+            "retrain_after": self.retrain_after,
+            "retrain": self.triggered,
+            "training": self.training.summary() if self.training else None,
+            "deployment": self.deployment.summary() if self.deployment else None,
+        }
+
+
+class LabelingError(RuntimeError):
+    pass
+
+
+def labeling_base(config: VisionloopConfig, enable_cache: bool = True) -> tuple[str, str | None]:
+    """(data set artifact id, production version): the production model's data set
+    version, or, with no production model yet, the data pipeline's on the configured
+    source."""
+    from steps.deployment import control_plane
+
+    production = control_plane.version_in_stage(config.registered_model_name, control_plane.PRODUCTION)
+    if production is not None:
+        artifact = production.get_artifact(constants.IMAGE_DATASET)
+        if artifact is None:
+            raise LabelingError(
+                f"{config.registered_model_name} version {production.name} has no linked {constants.IMAGE_DATASET}"
+            )
+        return str(artifact.id), str(production.name)
+    return run_data_pipeline(config.data, enable_cache=enable_cache).artifact_id, None
+
+
+def raw_image_store(config: VisionloopConfig) -> str:
+    """``label.raw_images``, else ``$VISIONLOOP_RAW_IMAGES``, else the active stack's; a
+    local folder is created when missing (the edge may not have sent anything yet)."""
+    import os
+
+    from stacks.bootstrap import stack_setting
+
+    raw = config.label.raw_images or os.environ.get("VISIONLOOP_RAW_IMAGES") or stack_setting("raw_images")
+    if "://" not in raw:
+        os.makedirs(raw, exist_ok=True)
+    return raw
+
+
+def run_labeling_pipeline(config: VisionloopConfig, retrain: bool = True) -> LabelRunResult:
+    """One labeling round: queue the raw store's unlabeled images in Label Studio, pull
+    and review what was annotated, make the new data set version; then, when the new
+    labels reach ``label.retrain_after`` (and ``retrain``), train and deploy on it."""
+    from zenml.client import Client
+
+    from pipelines.labeling_pipeline import labeling_pipeline
+
+    base_id, production_version = labeling_base(config)
+    base = Client().get_artifact_version(base_id).load()
+    title = config.label.project or f"visionloop {config.name}"
+    run = labeling_pipeline(
+        raw_images=raw_image_store(config),
+        base_dataset_artifact_id=base_id,
+        model_name=config.registered_model_name,
+        class_names=list(base.class_names),
+        project_title=title,
+        label=config.label.model_dump(),
+        prelabel_conf=config.deploy.thresholds.conf,
+        group_pattern=config.data.group_pattern,
+        qa_settings=config.data.qa.model_dump(),
+        split_settings=config.data.split.model_dump(),
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    run = run.get_hydrated_version()
+    merged = run.steps["merge_labeled_images"].outputs[constants.IMAGE_DATASET][0]
+    result = LabelRunResult(
+        run=run,
+        labeling_round=output(run, "pull_annotations", constants.LABELING_ROUND),
+        merge=output(run, "merge_labeled_images", constants.LABEL_MERGE),
+        dataset_artifact_id=str(merged.id),
+        dataset_version_id="",
+        production_version=production_version,
+        retrain_after=config.label.retrain_after,
+    )
+    result.dataset_version_id = str(result.merge.version)
+    if retrain and result.triggered:
+        result.training = run_training_pipeline(config, result.dataset_artifact_id)
+        result.deployment = run_deployment_pipeline(
+            config, result.dataset_artifact_id, str(result.training.registration.model_version)
+        )
+    return result

@@ -161,6 +161,32 @@ class MonitorSettings(StrictModel):
     on_drift: Literal["none", "label", "retrain"] = "label"
 
 
+class LabelSettings(StrictModel):
+    """The labeling pipeline. ``url``: the Label Studio server; its API key comes from
+    ``$LABEL_STUDIO_API_KEY`` or the ZenML secret ``api_key_secret`` (field ``api_key``).
+    ``raw_images``: the raw image store (default: the active stack's). ``document_root``:
+    the server's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (for a folder store).
+    ``review``: ``reviewer`` (a reviewer accepts or rejects each annotation; with
+    ``reviewers`` only their verdicts count) or ``agreement`` (two annotators agree at
+    ``agreement_iou``). ``retrain_after``: accepted new labels since the production
+    model's data set version that start training and deployment."""
+
+    url: str = "http://localhost:8080"
+    api_key_secret: str = "label-studio"
+    project: str | None = None  # title; default "visionloop <name>"
+    raw_images: str | None = None
+    s3_endpoint: str | None = None
+    document_root: str = "/"
+    review: Literal["reviewer", "agreement"] = "reviewer"
+    reviewers: list[str] = Field(default_factory=list)
+    agreement_iou: float = Field(0.5, gt=0, le=1)
+    max_tasks: int = Field(1000, ge=1)  # new tasks per round
+    batch_size: int = Field(100, ge=1)
+    scan_conf: float = Field(0.05, ge=0, le=1)  # lowest score looked at for uncertainty
+    retrain_after: int = Field(50, ge=1)
+    timeout_s: float = Field(30.0, gt=0)
+
+
 class VisionloopConfig(StrictModel):
     name: str
     model_name: str | None = None
@@ -170,6 +196,7 @@ class VisionloopConfig(StrictModel):
     export: ExportSettings = Field(default_factory=ExportSettings)
     deploy: DeploySettings = Field(default_factory=DeploySettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    label: LabelSettings = Field(default_factory=LabelSettings)
 
     @property
     def registered_model_name(self) -> str:
@@ -196,6 +223,9 @@ def load_config(path: str | Path) -> VisionloopConfig:
     channel = config.deploy.channel
     if channel and "://" not in channel and not os.path.isabs(channel):
         config.deploy.channel = str((path.parent / channel).resolve())
+    raw = config.label.raw_images
+    if raw and "://" not in raw and not os.path.isabs(raw):
+        config.label.raw_images = str((path.parent / raw).resolve())
     weights = config.train.weights
     if weights.endswith(".pt") and not os.path.isabs(weights) and (path.parent / weights).exists():
         config.train.weights = str((path.parent / weights).resolve())

@@ -1,0 +1,40 @@
+"""The Label Studio client of the labeling steps, with its API key from the
+environment or a ZenML secret."""
+
+from __future__ import annotations
+
+import os
+
+from zenml.client import Client
+
+from visionloop.config import LabelSettings
+from visionloop.labeling.studio import API_KEY_ENV, LabelStudioError, Studio
+
+SECRET_FIELD = "api_key"
+
+
+def api_key(secret_name: str) -> str | None:
+    """``$LABEL_STUDIO_API_KEY``, else the ``api_key`` of the ZenML secret ``secret_name``."""
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV]
+    try:
+        secret = Client().get_secret(
+            secret_name, allow_partial_name_match=False, allow_partial_id_match=False
+        )
+    except KeyError:
+        return None
+    value = secret.secret_values.get(SECRET_FIELD)
+    if not value:
+        raise LabelStudioError(f"ZenML secret {secret_name!r} has no {SECRET_FIELD!r} value")
+    return str(value)
+
+
+def studio(settings: LabelSettings) -> Studio:
+    key = api_key(settings.api_key_secret)
+    if key is None:
+        raise LabelStudioError(
+            f"no API key for Label Studio at {settings.url}: set ${API_KEY_ENV}, or keep it in ZenML: "
+            f"`zenml secret create {settings.api_key_secret} --{SECRET_FIELD}=<token>` (Label Studio: "
+            "Account & Settings → Personal Access Token)"
+        )
+    return Studio(settings.url, key, timeout=settings.timeout_s)
