@@ -523,7 +523,9 @@ def label_lines(s: dict[str, Any]) -> list[str]:
     if s["deployment"]:
         lines += train_lines({"training": s["training"]}) + deploy_lines(s["deployment"])
     elif s["retrain"]:
-        lines.append("  next        enough new labels: run `python run.py label` without --no-retrain to train")
+        lines.append(
+            "  next        enough new labels: run `python run.py label` without --no-retrain to train"
+        )
     return lines
 
 
@@ -531,7 +533,9 @@ def label_lines(s: dict[str, Any]) -> list[str]:
 @config_option("Use-case configuration (model name, data and label sections).")
 @click.option("--url", help="Label Studio URL (default: label.url of the config).")
 @click.option(
-    "--no-retrain", is_flag=True, help="Do not train even when enough new labels came back (label.retrain_after)."
+    "--no-retrain",
+    is_flag=True,
+    help="Do not train even when enough new labels came back (label.retrain_after).",
 )
 @json_option
 def label(config_path: Path, url: str | None, no_retrain: bool, as_json: bool) -> None:
@@ -560,11 +564,6 @@ def label(config_path: Path, url: str | None, no_retrain: bool, as_json: bool) -
         result = run_labeling_pipeline(config, retrain=not no_retrain)
     except (LabelStudioError, LabelingError) as exc:
         fail(str(exc))
-        raise
-    except RuntimeError as exc:  # a step failed: ZenML wraps the step's exception
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, LabelStudioError):
-            fail(str(cause))
         raise
     summary = result.summary()
     emit(summary, as_json, label_lines(summary))

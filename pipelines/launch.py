@@ -457,22 +457,22 @@ def run_labeling_pipeline(config: VisionloopConfig, retrain: bool = True) -> Lab
     from zenml.client import Client
 
     from pipelines.labeling_pipeline import labeling_pipeline
+    from steps.labeling.studio_client import studio
 
+    studio(config.label).check()  # Label Studio down or the key wrong: say so before anything runs
     base_id, production_version = labeling_base(config)
     base = Client().get_artifact_version(base_id).load()
     title = config.label.project or f"visionloop {config.name}"
-    run = labeling_pipeline(
-        raw_images=raw_image_store(config),
-        base_dataset_artifact_id=base_id,
-        model_name=config.registered_model_name,
-        class_names=list(base.class_names),
-        project_title=title,
-        label=config.label.model_dump(),
-        prelabel_conf=config.deploy.thresholds.conf,
-        group_pattern=config.data.group_pattern,
-        qa_settings=config.data.qa.model_dump(),
-        split_settings=config.data.split.model_dump(),
-    )
+    try:
+        run = _run_labeling(labeling_pipeline, config, base_id, list(base.class_names), title)
+    except RuntimeError as exc:
+        step, error = failed_step(constants.LABELING_PIPELINE)
+        if error is None:
+            raise
+        raise LabelingError(
+            f"the labeling run failed in step {step}: {error}. Re-run `python run.py label` to resume: "
+            "tasks already in Label Studio are not created again and no annotation is lost"
+        ) from exc
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
     run = run.get_hydrated_version()
@@ -493,3 +493,38 @@ def run_labeling_pipeline(config: VisionloopConfig, retrain: bool = True) -> Lab
             config, result.dataset_artifact_id, str(result.training.registration.model_version)
         )
     return result
+
+
+def failed_step(pipeline_name: str) -> tuple[str | None, str | None]:
+    """(step name, the exception's last line) of the newest run of ``pipeline_name``
+    that failed, from the step's recorded exception."""
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(
+        pipeline_name=pipeline_name, sort_by="desc:created", size=1, hydrate=True
+    )
+    if not runs.items:
+        return None, None
+    for name, step in runs.items[0].steps.items():
+        info = step.exception_info
+        if step.status.value == "failed" and info is not None:
+            lines = [line for line in info.traceback.strip().splitlines() if line.strip()]
+            return name, lines[-1] if lines else None
+    return None, None
+
+
+def _run_labeling(
+    pipeline: Any, config: VisionloopConfig, base_id: str, class_names: list[str], title: str
+) -> Any:
+    return pipeline(
+        raw_images=raw_image_store(config),
+        base_dataset_artifact_id=base_id,
+        model_name=config.registered_model_name,
+        class_names=class_names,
+        project_title=title,
+        label=config.label.model_dump(),
+        prelabel_conf=config.deploy.thresholds.conf,
+        group_pattern=config.data.group_pattern,
+        qa_settings=config.data.qa.model_dump(),
+        split_settings=config.data.split.model_dump(),
+    )

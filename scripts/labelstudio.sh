@@ -9,6 +9,9 @@ VENV="${VISIONLOOP_LS_VENV:-.venv-labelstudio}"
 VERSION="${VISIONLOOP_LS_VERSION:-1.23.2}"
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 stamp="$VENV/.installed-label-studio-$VERSION"
+# one install at a time (the test command warms it up in the background)
+exec 9>"${TMPDIR:-/tmp}/visionloop-labelstudio-install.lock"
+flock 9
 if [ ! -f "$stamp" ]; then
   echo "labelstudio: installing label-studio==$VERSION into $VENV (about 2 minutes the first time)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -17,6 +20,7 @@ if [ ! -f "$stamp" ]; then
   rm -f "$VENV"/.installed-label-studio-*
   touch "$stamp"
 fi
+flock -u 9
 if [ "${1:-}" = "start" ]; then
   port="${2:?port}"
   data="${3:?data dir}"

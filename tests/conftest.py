@@ -23,7 +23,7 @@ os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["YOLO_OFFLINE"] = "1"
 
-pytest_plugins = ["tests.moto_server"]
+pytest_plugins = ["tests.moto_server", "tests.label_studio_server"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 METAL_TAGS = REPO_ROOT / "data" / "metal-tags"
