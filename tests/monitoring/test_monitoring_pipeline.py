@@ -59,13 +59,18 @@ def production_model_on(dataset_artifact_id: str, dataset_version_id: str) -> No
     version.set_stage("production", force=True)
 
 
-def test_monitor_flags_a_darkened_camera(zenml_stack, tmp_path: Path) -> None:
+def test_monitor_flags_a_darkened_camera(zenml_stack, label_studio, tmp_path: Path, monkeypatch) -> None:
     import run
 
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     base = yaml.safe_load((REPO_ROOT / "configs" / "metal_tags.yaml").read_text())
     base["data"]["source"] = str(METAL_TAGS)
     base["model_name"] = MODEL
     base["monitor"] = {"logs": str(tmp_path / "logs"), "on_drift": "label"}
+    base["label"] = {"url": label_studio.url, "raw_images": str(tmp_path / "raw"), "project": "monitor drift"}
+    (tmp_path / "raw" / "feedback").mkdir(parents=True)
+    for i, image in enumerate(sorted(METAL_TAGS.glob("*/*.jpg"))[:3]):  # what the edge sent back
+        (tmp_path / "raw" / "feedback" / f"sent-{i}.jpg").write_bytes(image.read_bytes() + b"\0")
     config_path = tmp_path / "monitor.yaml"
     config_path.write_text(yaml.safe_dump(base))
     data = run_data_pipeline(load_config(config_path).data)
@@ -86,6 +91,10 @@ def test_monitor_flags_a_darkened_camera(zenml_stack, tmp_path: Path) -> None:
     assert summary["current_images"] == 40
     assert summary["log"]["malformed"] == 2 and summary["log"]["empty"] == 1
     assert summary["action"] == "label"
+    # drift started a labeling round: the edge's images are in Label Studio
+    labeling = summary["labeling"]
+    assert labeling["project"] == "monitor drift" and labeling["project_url"].startswith(label_studio.url)
+    assert labeling["created_tasks"] == 3 and labeling["images"]["queued"] == 3
 
     run_model = Client().get_pipeline_run(summary["run"])
     for name in ("drift_decision", "drift_report"):
