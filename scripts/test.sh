@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 VENV="${VISIONLOOP_VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
+# The Label Studio server (its own venv) installs while lint and type checks run; the
+# tests that need it start it (tests/label_studio_server.py), waiting for this install.
+mkdir -p test-artifacts
+scripts/labelstudio.sh > test-artifacts/labelstudio-install.log 2>&1 &
 echo "== ruff"
 ruff check .
 ruff format --check . || { echo "run: .venv/bin/ruff format ."; exit 1; }
