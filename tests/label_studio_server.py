@@ -40,6 +40,34 @@ class LabelStudioServer:
     data_dir: Path
     log: Path
 
+    def set_password(self, email: str, password: str) -> None:
+        """Give a user a password with Label Studio's own command line (so that person
+        can sign in to the web UI, as ``session`` does)."""
+        env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(self.data_dir)}
+        subprocess.run(
+            [str(REPO_ROOT / ".venv-labelstudio" / "bin" / "label-studio"), "reset_password",
+             "--username", email, "--password", password],
+            check=True, env=env, capture_output=True, timeout=300,
+        )  # fmt: skip
+
+    def session(self, email: str, password: str) -> Any:
+        """An HTTP session signed in through the login form, as that person's browser is."""
+        import httpx
+
+        client = httpx.Client(base_url=self.url, follow_redirects=True, timeout=30)
+        client.get("/user/login/")
+        token = client.cookies.get("csrftoken", "")
+        response = client.post(
+            "/user/login/",
+            data={"email": email, "password": password, "csrfmiddlewaretoken": token},
+            headers={"Referer": f"{self.url}/user/login/"},
+        )
+        if client.cookies.get("sessionid") is None:
+            raise RuntimeError(f"could not sign in as {email}: HTTP {response.status_code}")
+        client.headers["X-CSRFToken"] = client.cookies.get("csrftoken", "")
+        client.headers["Referer"] = self.url
+        return client
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -168,3 +168,51 @@ def test_annotations_come_back_and_review_decides(
     # review again: nothing changes, nothing is sent back twice
     again, export2, requeued2 = review_project(s, project, ReviewPolicy("reviewer"))
     assert {d.path: d.state for d in again} == states and requeued2 == [] and export2 == export
+
+
+def test_agreement_and_named_reviewers_on_the_server(label_studio: LabelStudioServer, tmp_path: Path) -> None:
+    """Two annotators (real users of the server) per task in ``agreement`` mode; in
+    ``reviewer`` mode with a reviewer list, only that person's verdict counts."""
+    s = studio(label_studio)
+    users = {u.email: int(u.id or 0) for u in s.client.users.list()}
+    for email in ("ann1@visionloop.test", "ann2@visionloop.test", "lead@visionloop.test"):
+        if email not in users:
+            users[email] = int(s.client.users.create(email=email, username=email.split("@")[0]).id or 0)
+    queue = queue_of(make_store(tmp_path / "raw"))
+    result = sync_queue(s, queue, "two annotators", CLASSES, 2, document_root="/")
+    assert s.client.projects.get(id=result.project_id).maximum_annotations == 2
+    t = {p.split("/")[-1][0]: int(task["id"]) for p, task in tasks_by_path(s, result.project_id).items()}
+    one, two = users["ann1@visionloop.test"], users["ann2@visionloop.test"]
+
+    def by(task: int, user: int, result_: list[dict[str, object]]) -> int:
+        return int(s.client.annotations.create(id=task, result=result_, completed_by=user).id or 0)
+
+    by(t["a"], one, [rect(10, 10, 30, 30, "scratch", 80, 60)])
+    by(t["a"], two, [rect(12, 11, 29, 30, "scratch", 80, 60)])  # agrees (IoU > 0.5)
+    by(t["b"], one, [rect(10, 10, 30, 30, "scratch", 80, 60)])
+    by(t["b"], two, [rect(60, 60, 30, 30, "scratch", 80, 60)])  # disagrees
+    by(t["c"], one, [rect(10, 10, 30, 30, "dent", 80, 60)])  # one so far
+    decisions, export, requeued = review_project(s, result.project_id, ReviewPolicy("agreement"))
+    states = {d.path[-5]: d.state for d in decisions}
+    assert (states["a"], states["b"], states["c"]) == (
+        ImageState.ACCEPTED,
+        ImageState.REJECTED,
+        ImageState.IN_REVIEW,
+    )
+    assert len(requeued) == 2 and [e["data"]["image"] for e in export] == ["feedback/a.jpg"]
+
+    # reviewer mode, only lead@ may review: an annotator's own "accept" waits, the lead's counts
+    policy = ReviewPolicy("reviewer", frozenset({"lead@visionloop.test"}))
+    self_accepted = by(t["d"], one, [rect(10, 10, 30, 30, "scratch", 80, 60), review("accept")])
+    decisions, _, _ = review_project(s, result.project_id, policy, requeue=False)
+    assert {d.path[-5]: d.state for d in decisions}["d"] == ImageState.IN_REVIEW
+    # the lead signs in to the web UI and saves the annotation with their verdict
+    label_studio.set_password("lead@visionloop.test", "lead-password-1")
+    lead = label_studio.session("lead@visionloop.test", "lead-password-1")
+    current = lead.get(f"/api/annotations/{self_accepted}/").json()
+    saved = lead.patch(f"/api/annotations/{self_accepted}/", json={"result": current["result"]})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["updated_by"] == users["lead@visionloop.test"]
+    decisions, _, _ = review_project(s, result.project_id, policy, requeue=False)
+    d = next(x for x in decisions if x.path == "feedback/d.jpg")
+    assert d.state == ImageState.ACCEPTED and d.reviewer == "lead@visionloop.test"
