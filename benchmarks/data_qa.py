@@ -10,8 +10,8 @@ with a Ground Truth CSV in the metal-tags format:
 3. visionloop, warm: a re-run with nothing changed, then a re-version after adding 1%
    new images (and their CSV rows), with the same blob store and facts cache;
 4. peak memory of the cold path at N/10 and N images, each in its own subprocess
-   (peak RSS growth via ``ru_maxrss``; Python-heap peak and the manifest's retained size
-   via ``tracemalloc``).
+   (peak RSS growth via ``VmHWM`` after a ``clear_refs`` reset; Python-heap peak and
+   the manifest's retained size via ``tracemalloc``).
 
 The generated images are cached under ``--workdir`` (by default a folder in the system
 temp dir) and reused by later runs; the data set folders are hard links into that cache.
@@ -23,6 +23,7 @@ of this process) is given alongside wall time, because a shared machine disturbs
 
     .venv/bin/python benchmarks/data_qa.py                # 10,000 images
     .venv/bin/python benchmarks/data_qa.py --images 2000  # quicker
+    .venv/bin/python benchmarks/data_qa.py --memory-only  # only 4., at 1,000 and 10,000
 
 Results: a table on stdout and ``benchmarks/results/data_qa-n<N>.json``.
 """
@@ -549,6 +550,11 @@ def main() -> None:
         "of the per-round ratios (default 3)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory subprocesses")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the memory subprocesses (no timed rounds); results go to data_qa-n<N>-memory.json",
+    )
     parser.add_argument("--child-memory", choices=["rss", "tracemalloc"], help=argparse.SUPPRESS)
     parser.add_argument("--child-folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-scratch", type=Path, help=argparse.SUPPRESS)
@@ -577,7 +583,7 @@ def main() -> None:
     )
 
     rounds = []
-    for k in range(args.repeat):
+    for k in range(0 if args.memory_only else args.repeat):
         r = one_round(pool, run_dir, seed, n, n_extra, k)
         rounds.append(r)
         print(
@@ -618,52 +624,50 @@ def main() -> None:
 
     # ---- figures: times are the fastest round of each; ratios are the median over rounds
     # of the ratio within a round (robust when other processes share the machine)
-    floor_s, cfloor_s, cold_s = best("floor"), best("content_floor"), best("cold")
-    unchanged_s, added_s = best("unchanged"), best("added")
+    figures: dict[str, Any] = {"images": n, "mean_file_kib": round(total_bytes / n / 1024, 1)}
+    met: dict[str, bool] = {}
+    if rounds:
+        floor_s, cfloor_s, cold_s = best("floor"), best("content_floor"), best("cold")
+        unchanged_s, added_s = best("unchanged"), best("added")
 
-    def per_round(num: str, den: str, clock: str = "wall_s") -> float:
-        return statistics.median(r[num][clock] / r[den][clock] for r in rounds)
+        def per_round(num: str, den: str, clock: str = "wall_s") -> float:
+            return statistics.median(r[num][clock] / r[den][clock] for r in rounds)
 
-    ratio = per_round("cold", "floor")
-    reversion = per_round("added", "cold")
-    figures: dict[str, Any] = {
-        "images": n,
-        "mean_file_kib": round(total_bytes / n / 1024, 1),
-        "rounds": args.repeat,
-        "floor_s": floor_s,
-        "floor_cpu_s": best("floor", "cpu_s"),
-        "floor_images_per_s": n / floor_s,
-        "content_floor_s": cfloor_s,
-        "content_floor_cpu_s": best("content_floor", "cpu_s"),
-        "content_floor_images_per_s": n / cfloor_s,
-        "visionloop_cold_s": cold_s,
-        "visionloop_cold_cpu_s": best("cold", "cpu_s"),
-        "visionloop_cold_images_per_s": n / cold_s,
-        "visionloop_cold_phases_s": fastest("cold")["phases_s"],
-        "visionloop_cold_blob_writes_s": fastest("cold")["qa_blob_writes_s"],
-        "visionloop_over_floor": ratio,
-        "visionloop_over_floor_cpu": per_round("cold", "floor", "cpu_s"),
-        "visionloop_over_floor_rounds": [r["cold"]["wall_s"] / r["floor"]["wall_s"] for r in rounds],
-        "visionloop_over_content_floor": per_round("cold", "content_floor"),
-        "unchanged_rerun_s": unchanged_s,
-        "unchanged_rerun_cpu_s": best("unchanged", "cpu_s"),
-        "unchanged_rerun_fraction": per_round("unchanged", "cold"),
-        "unchanged_rerun_phases_s": fastest("unchanged")["phases_s"],
-        "added_images": n_extra,
-        "reversion_s": added_s,
-        "reversion_cpu_s": best("added", "cpu_s"),
-        "reversion_fraction": reversion,
-        "reversion_fraction_cpu": per_round("added", "cold", "cpu_s"),
-        "reversion_fraction_rounds": [r["added"]["wall_s"] / r["cold"]["wall_s"] for r in rounds],
-        "reversion_phases_s": fastest("added")["phases_s"],
-        "manifest_json_bytes": rounds[0]["manifest_json_bytes"],
-        "load_average_before": load_before,
-        "load_average_after": loadavg(),
-    }
-    met = {
-        "visionloop_over_floor": ratio <= TARGETS["visionloop_over_floor"],
-        "reversion_fraction": reversion < TARGETS["reversion_fraction"],
-    }
+        ratio = per_round("cold", "floor")
+        reversion = per_round("added", "cold")
+        figures |= {
+            "rounds": args.repeat,
+            "floor_s": floor_s,
+            "floor_cpu_s": best("floor", "cpu_s"),
+            "floor_images_per_s": n / floor_s,
+            "content_floor_s": cfloor_s,
+            "content_floor_cpu_s": best("content_floor", "cpu_s"),
+            "content_floor_images_per_s": n / cfloor_s,
+            "visionloop_cold_s": cold_s,
+            "visionloop_cold_cpu_s": best("cold", "cpu_s"),
+            "visionloop_cold_images_per_s": n / cold_s,
+            "visionloop_cold_phases_s": fastest("cold")["phases_s"],
+            "visionloop_cold_blob_writes_s": fastest("cold")["qa_blob_writes_s"],
+            "visionloop_over_floor": ratio,
+            "visionloop_over_floor_cpu": per_round("cold", "floor", "cpu_s"),
+            "visionloop_over_floor_rounds": [r["cold"]["wall_s"] / r["floor"]["wall_s"] for r in rounds],
+            "visionloop_over_content_floor": per_round("cold", "content_floor"),
+            "unchanged_rerun_s": unchanged_s,
+            "unchanged_rerun_cpu_s": best("unchanged", "cpu_s"),
+            "unchanged_rerun_fraction": per_round("unchanged", "cold"),
+            "unchanged_rerun_phases_s": fastest("unchanged")["phases_s"],
+            "added_images": n_extra,
+            "reversion_s": added_s,
+            "reversion_cpu_s": best("added", "cpu_s"),
+            "reversion_fraction": reversion,
+            "reversion_fraction_cpu": per_round("added", "cold", "cpu_s"),
+            "reversion_fraction_rounds": [r["added"]["wall_s"] / r["cold"]["wall_s"] for r in rounds],
+            "reversion_phases_s": fastest("added")["phases_s"],
+            "manifest_json_bytes": rounds[0]["manifest_json_bytes"],
+        }
+        met["visionloop_over_floor"] = ratio <= TARGETS["visionloop_over_floor"]
+        met["reversion_fraction"] = reversion < TARGETS["reversion_fraction"]
+    figures |= {"load_average_before": load_before, "load_average_after": loadavg()}
     if memory:
         lo, hi = memory[str(small)], memory[str(n)]
         figures["memory"] = memory
@@ -704,7 +708,7 @@ def main() -> None:
         "rounds": rounds,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"data_qa-n{n}.json"
+    out = RESULTS_DIR / f"data_qa-n{n}{'-memory' if args.memory_only else ''}.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_table(figures, met)
     print(f"\nresults: {out.relative_to(ROOT)}")
@@ -719,44 +723,51 @@ def print_table(f: dict[str, Any], met: dict[str, bool]) -> None:
     def timing(key: str) -> str:
         return f"{f[key + '_s']:6.2f} s  (CPU {f[key + '_cpu_s']:6.2f} s)"
 
-    rows = [
+    rows: list[tuple[str, str]] = [
         (
             "images (450x300 JPEG)",
-            f"{n:,} (mean {f['mean_file_kib']} KiB); times: fastest of {f['rounds']} round(s), "
-            "ratios: median of per-round ratios",
-        ),
-        ("floor: Pillow open+load", f"{timing('floor')}  {f['floor_images_per_s']:,.0f} img/s"),
-        (
-            "read+sha256+decode+copy (context)",
-            f"{timing('content_floor')}  {f['content_floor_images_per_s']:,.0f} img/s",
-        ),
-        (
-            "visionloop cold (ingest+QA+split+version)",
-            f"{timing('visionloop_cold')}  {f['visionloop_cold_images_per_s']:,.0f} img/s",
-        ),
-        (
-            "  phases (s)",
-            ", ".join(f"{k} {v:.2f}" for k, v in f["visionloop_cold_phases_s"].items())
-            + f" (QA includes {f['visionloop_cold_blob_writes_s']:.2f} writing blobs)",
-        ),
-        (
-            "visionloop / floor",
-            f"{f['visionloop_over_floor']:.2f}x (CPU {f['visionloop_over_floor_cpu']:.2f}x; "
-            f"target <= 1.5x){ok('visionloop_over_floor')}",
-        ),
-        ("visionloop / read+hash+decode+copy", f"{f['visionloop_over_content_floor']:.2f}x"),
-        (
-            "re-run, nothing changed",
-            f"{timing('unchanged_rerun')}  = {f['unchanged_rerun_fraction']:.1%} of cold",
-        ),
-        ("  phases (s)", ", ".join(f"{k} {v:.2f}" for k, v in f["unchanged_rerun_phases_s"].items())),
-        (
-            f"re-version after +{f['added_images']} images (1%)",
-            f"{timing('reversion')}  = {f['reversion_fraction']:.1%} of cold "
-            f"(CPU {f['reversion_fraction_cpu']:.1%}; target < 10%){ok('reversion_fraction')}",
-        ),
-        ("  phases (s)", ", ".join(f"{k} {v:.2f}" for k, v in f["reversion_phases_s"].items())),
+            f"{n:,} (mean {f['mean_file_kib']} KiB)"
+            + (
+                f"; times: fastest of {f['rounds']} round(s), ratios: median of per-round ratios"
+                if "rounds" in f
+                else "; memory only"
+            ),
+        )
     ]
+    if "floor_s" in f:
+        rows += [
+            ("floor: Pillow open+load", f"{timing('floor')}  {f['floor_images_per_s']:,.0f} img/s"),
+            (
+                "read+sha256+decode+copy (context)",
+                f"{timing('content_floor')}  {f['content_floor_images_per_s']:,.0f} img/s",
+            ),
+            (
+                "visionloop cold (ingest+QA+split+version)",
+                f"{timing('visionloop_cold')}  {f['visionloop_cold_images_per_s']:,.0f} img/s",
+            ),
+            (
+                "  phases (s)",
+                ", ".join(f"{k} {v:.2f}" for k, v in f["visionloop_cold_phases_s"].items())
+                + f" (QA includes {f['visionloop_cold_blob_writes_s']:.2f} writing blobs)",
+            ),
+            (
+                "visionloop / floor",
+                f"{f['visionloop_over_floor']:.2f}x (CPU {f['visionloop_over_floor_cpu']:.2f}x; "
+                f"target <= 1.5x){ok('visionloop_over_floor')}",
+            ),
+            ("visionloop / read+hash+decode+copy", f"{f['visionloop_over_content_floor']:.2f}x"),
+            (
+                "re-run, nothing changed",
+                f"{timing('unchanged_rerun')}  = {f['unchanged_rerun_fraction']:.1%} of cold",
+            ),
+            ("  phases (s)", ", ".join(f"{k} {v:.2f}" for k, v in f["unchanged_rerun_phases_s"].items())),
+            (
+                f"re-version after +{f['added_images']} images (1%)",
+                f"{timing('reversion')}  = {f['reversion_fraction']:.1%} of cold "
+                f"(CPU {f['reversion_fraction_cpu']:.1%}; target < 10%){ok('reversion_fraction')}",
+            ),
+            ("  phases (s)", ", ".join(f"{k} {v:.2f}" for k, v in f["reversion_phases_s"].items())),
+        ]
     if "memory" in f:
         lo, hi = (str(s) for s in f["memory_sizes"])
         mem = f["memory"]

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import METAL_TAGS
 from tests.factories import GT_HEADER, gt_csv_row, image_bytes, write_image
 from visionloop.data.importers import LabelFormatError
+from visionloop.data.importers.common import PathResolver
 from visionloop.data.ingest import Ingested, Scan, ingest
 from visionloop.data.sources import LocalSource
 from visionloop.data.types import Box, Candidate, LabelStatus
@@ -479,3 +480,129 @@ def test_scan_streams_the_candidates_that_ingest_lists(tmp_path: Path) -> None:
     ]
     assert [i.path for i in scan.ignored] == ["notes.md"] and scan.ignored == listed.ignored
     assert list(scan.candidates()) == []  # one pass: nothing is kept for a second
+
+
+# --------------------------------------------------------------------------- resolving references
+
+
+def suffix_index_resolve(paths: list[str], ref: str) -> str:
+    """The resolver as it was first written (an index of every path suffix): the one
+    ``PathResolver`` must agree with."""
+    by_suffix: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for i in range(len(parts)):
+            by_suffix.setdefault("/".join(parts[i:]), []).append(path)
+    ref = ref.replace("\\", "/")
+    if ref in paths:
+        return ref
+    if ".." in ref.split("/"):
+        return ref
+    parts = [p for p in ref.split("/") if p]
+    for i in range(len(parts)):
+        hits = by_suffix.get("/".join(parts[i:]), [])
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1 and i == len(parts) - 1:
+            break
+    return posixpath.normpath(ref.lstrip("/"))
+
+
+def test_path_resolver_agrees_with_a_suffix_index() -> None:
+    paths = ["2021/good/a.jpg", "2022/good/a.jpg", "2021/bad/b.jpg", "c.jpg", "x/c.jpg", "x/y/d.jpg"]
+    refs = [
+        "2021/good/a.jpg",
+        "s3://bucket/assets/2021/good/a.jpg",
+        "s3://bucket/good/a.jpg",  # two listed files end with good/a.jpg: unresolved
+        "a.jpg",
+        "s3://bucket/b.jpg",
+        "C:\\data\\2022\\good\\a.jpg",
+        "../2021/bad/b.jpg",
+        "/c.jpg",  # ambiguous by name, normalised to a listed path
+        "c.jpg",
+        "other/x/c.jpg",
+        "/data/y/d.jpg",
+        "z/y/d.jpg/",
+        "nothing.jpg",
+        "",
+        "/",
+    ]
+    resolver = PathResolver(paths)
+    for ref in refs:
+        expected = suffix_index_resolve(paths, ref)
+        path, index = resolver.locate(ref)
+        assert path == expected == resolver.resolve(ref), ref
+        assert index == (paths.index(path) if path in paths else None), ref
+
+
+# --------------------------------------------------------------------------- Ground Truth CSV, read row by row
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("bom", [False, True])
+def test_ground_truth_csv_line_endings_blank_lines_and_multiline_cells(
+    tmp_path: Path, newline: str, bom: bool
+) -> None:
+    for i, name in enumerate("abcd"):
+        write_image(tmp_path / "imgs" / f"{name}.jpg", seed=40 + i)
+    header = "source_ref,annotations,labeling_job,batch"
+    rows = [
+        header,
+        # a quoted cell over two lines
+        f"s3://b/a.jpg,\"[{{'class_id': 0, 'top': 2, 'left': 1,{newline} 'height': 4, 'width': 3}}]\",job-1,x",
+        "",  # a blank line: skipped, not counted
+        's3://b/b.jpg,"not a list",job-2,y',
+        "s3://b/gone.jpg,[],job-1,z",
+        "s3://b/c.jpg,\"[{'class_id': 0, 'top': 1, 'left': 1, 'height': 1, 'width': 1}]\",job-1,w",
+        "s3://b/c.jpg,[],job-3,v",  # a later row for the same image replaces the earlier one
+        "s3://b/d.jpg",  # no annotations cell: checked and clean, as an empty one
+    ]
+    raw = newline.join(rows) + newline
+    (tmp_path / "labels.csv").write_bytes(("\ufeff" if bom else "").encode() + raw.encode())
+    out = ingest(LocalSource(tmp_path), "auto", ["scratch"], None, group_field="batch")
+    assert out.format == "ground-truth"
+    cands = by_path(out)
+    a = cands["imgs/a.jpg"]
+    assert_boxes(a, [(0, 1, 2, 4, 6)])
+    assert (a.labels.labeling_job, a.group, a.labels.problems) == ("job-1", "x", [])
+    b = cands["imgs/b.jpg"]
+    assert len(b.labels.problems) == 1
+    assert b.labels.problems[0].startswith("labels.csv:3: cannot parse annotations")
+    assert (b.labels.labeling_job, b.group) == ("job-2", "y")
+    c = cands["imgs/c.jpg"]
+    assert (c.labels.status, c.labels.boxes, c.labels.labeling_job, c.group) == (LABELED, [], "job-3", "v")
+    d = cands["imgs/d.jpg"]
+    assert (d.labels.status, d.labels.boxes, d.labels.labeling_job, d.group) == (LABELED, [], None, "imgs/d")
+    gone = cands["s3:/b/gone.jpg"]
+    assert gone.exists is False and gone.labels.labeling_job == "job-1" and gone.group == "z"
+    # rows of one labeling job share one string
+    assert a.labels.labeling_job is gone.labels.labeling_job
+
+
+def test_ground_truth_csv_is_read_from_a_private_copy(tmp_path: Path) -> None:
+    """Labels of listed images are made as QA reaches them, from a copy taken when the
+    source was scanned: rewriting the CSV in place meanwhile changes nothing."""
+    root = ground_truth_layout(tmp_path)
+    scan = Scan(LocalSource(root), "ground-truth", ["scratch"], None)
+    with open(root / "labels.csv", "r+") as fh:
+        fh.write(GT_HEADER + gt_csv_row("b.jpg", [(0, 1, 1, 5, 5)]) + gt_csv_row("a.jpg", []))
+    cands = {c.path: c for c in scan.candidates()}
+    assert_boxes(cands["batch/bad/a.jpg"], [(0, 10, 20, 40, 35), (0, 60.5, 2, 68.5, 11)])
+    assert cands["batch/good/b.jpg"].labels.boxes == []
+
+
+def test_unreadable_ground_truth_csv_names_the_file(tmp_path: Path) -> None:
+    root = ground_truth_layout(tmp_path)
+    source = LocalSource(root)
+    cases = {
+        b"\xff\xfe not utf-8": "not UTF-8",
+        ("s3://b/a.jpg," + "x" * 200_000 + "\n").encode(): "labels.csv:3: not a readable CSV",
+    }
+    for bad_row, problem in cases.items():
+        (root / "labels.csv").write_bytes(GT_HEADER.encode() + gt_csv_row("b.jpg", []).encode() + bad_row)
+        with pytest.raises(LabelFormatError) as err:
+            ingest(source, "ground-truth", ["scratch"], None)
+        assert "labels.csv" in str(err.value) and problem in str(err.value)
+    (root / "labels.csv").write_text("image,width,source_ref,annotations\nonly,two\n")
+    with pytest.raises(LabelFormatError, match=r"labels.csv:2: no source_ref \(the row has 2 of 4 columns\)"):
+        ingest(source, "ground-truth", ["scratch"], None)

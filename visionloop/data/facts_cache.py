@@ -28,11 +28,17 @@ class FactsCache:
 
     VERSION = 1
     BATCH = 500
+    # SQLite's page cache, in KiB. Its default (2 MiB) fills as the file grows, so a run
+    # over 10,000 images held 1.5 MiB more than one over 1,000; a lookup in a cache this
+    # size costs at most a read from the OS page cache: 10,000 lookups took 40-75 ms
+    # with either size.
+    CACHE_KIB = 512
 
     def __init__(self, path: str | Path | None) -> None:
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
+        self.db.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
         self.db.executescript(SCHEMA)
         self._facts: dict[str, str] = {}
         self._files: dict[str, str] = {}

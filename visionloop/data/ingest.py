@@ -85,7 +85,8 @@ class Scan:
 
     ``candidates()`` yields them one at a time, in the order ``ingest`` lists them, and
     lets go of each image's listing entry and labels as it goes: a caller that streams
-    them into QA never holds a candidate per image, only the records QA accepts.
+    them into QA never holds a candidate per image, only the records QA accepts. Labels
+    an importer deferred (Ground Truth rows) are made as their image is handed out.
     """
 
     def __init__(
@@ -114,17 +115,28 @@ class Scan:
         self._other_sizes = {f.path: f.size for f in others}
         self._images = images[::-1]  # popped from the end, in listing order
         self._labels = index.labels
+        self._deferred = index.deferred
+        self._taken = 0  # images handed out so far (the index of the next in listing order)
         self._pattern = re.compile(group_pattern) if group_pattern else None
 
     def candidates(self) -> Iterator[Candidate]:
         """Every candidate once: the listed images, then label entries naming a file that
         is not an image of the listing (``exists`` False when it is not listed at all)."""
         images, labels, pattern, source = self._images, self._labels, self._pattern, self.source
+        # a dict keeps its table when entries are popped: copy it each time it has halved
+        shrink_below = len(labels) // 2
+        deferred = self._deferred
         while images:
             f = images.pop()
-            label = labels.pop(f.path, None)
+            label = deferred.take(self._taken) if deferred is not None else None
+            self._taken += 1
             if label is None:
-                label = Labels.unlabeled()
+                label = labels.pop(f.path, None)
+                if label is None:
+                    label = Labels.unlabeled()
+                elif len(labels) < shrink_below:
+                    labels = self._labels = dict(labels)
+                    shrink_below = len(labels) // 2
             yield Candidate(
                 path=f.path,
                 source_uri=source.uri_for(f.path),
@@ -133,6 +145,9 @@ class Scan:
                 labels=label,
                 group=label.group or group_of(f.path, pattern),
             )
+        if deferred is not None:
+            deferred.close()
+            self._deferred = None
         for path in sorted(labels):
             label = labels.pop(path)
             yield Candidate(

@@ -7,6 +7,7 @@ reads the label files of a source and returns a ``LabelIndex``.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 from typing import Any
 
 from visionloop.data.importers.coco import import_coco, is_coco, load_json
@@ -14,11 +15,16 @@ from visionloop.data.importers.common import (
     IMAGE_EXTENSIONS,
     NON_IMAGE_EXTENSIONS,
     NON_IMAGE_NAMES,
+    LabelFiles,
     LabelFormatError,
     LabelIndex,
     PathResolver,
 )
-from visionloop.data.importers.ground_truth import REQUIRED_COLUMNS, import_ground_truth
+from visionloop.data.importers.ground_truth import (
+    REQUIRED_COLUMNS,
+    import_ground_truth,
+    is_ground_truth_header,
+)
 from visionloop.data.importers.label_studio import import_label_studio, is_label_studio
 from visionloop.data.importers.yolo import import_yolo
 from visionloop.data.sources import DataSource
@@ -41,14 +47,16 @@ def _ext(path: str) -> str:
     return posixpath.splitext(path)[1].lower()
 
 
-def detect_format(csv_texts: dict[str, str], jsons: dict[str, Any], txts: dict[str, str]) -> str:
-    if any(all(c in text.split("\n", 1)[0] for c in REQUIRED_COLUMNS) for text in csv_texts.values()):
+def detect_format(csv_heads: dict[str, str], jsons: dict[str, Any], txt_paths: Iterable[str]) -> str:
+    """The format of a source from the first line of each CSV, the parsed JSON files and
+    the paths of the ``.txt`` files."""
+    if any(is_ground_truth_header(head) for head in csv_heads.values()):
         return "ground-truth"
     if any(is_coco(d) for d in jsons.values()):
         return "coco"
     if any(is_label_studio(d) for d in jsons.values()):
         return "label-studio"
-    if any(posixpath.basename(p) != "classes.txt" for p in txts):
+    if any(posixpath.basename(p) != "classes.txt" for p in txt_paths):
         return "yolo"
     return "none"
 
@@ -66,51 +74,60 @@ def import_labels(
     ``paths`` is every file of the listing; ``image_paths`` the image candidates among
     them. Raises ``LabelFormatError`` (naming the file) when a label file is unreadable
     as a whole; problems with single entries are attached to that image's labels.
+
+    Label files are read one at a time, and none is held as a whole text: a CSV is read
+    row by row and YOLO txts one by one. The labels of listed images may be left in
+    ``LabelIndex.deferred`` (Ground Truth: made one at a time as ingestion hands each
+    image to QA). Every ``.csv`` (and, for ``auto`` and ``yolo``, every ``.txt``) is
+    still checked to be UTF-8, whether or not the chosen importer reads it.
     """
     if fmt not in FORMATS:
         raise LabelFormatError(f"unknown label format {fmt!r}; choose one of {', '.join(FORMATS)}")
-
-    def texts(ext: tuple[str, ...]) -> dict[str, str]:
-        out = {}
-        for p in paths:
-            if _ext(p) in ext:
-                try:
-                    out[p] = source.read_bytes(p).decode("utf-8-sig")
-                except UnicodeDecodeError as exc:
-                    raise LabelFormatError(f"{source.uri_for(p)}: not UTF-8 text: {exc}") from exc
-        return out
-
+    files = LabelFiles(source)
     want_csv = fmt in ("auto", "ground-truth")
     want_json = fmt in ("auto", "coco", "label-studio")
-    csv_texts = texts((".csv",)) if want_csv else {}
-    jsons = {p: load_json(t, source.uri_for(p)) for p, t in texts((".json",)).items()} if want_json else {}
-    txts = texts((".txt",)) if fmt in ("auto", "yolo") else {}
+    want_txt = fmt in ("auto", "yolo")
+    csv_heads = {p: files.first_line(p) for p in paths if want_csv and _ext(p) == ".csv"}
+    jsons = {
+        p: load_json(files.text(p), source.uri_for(p)) for p in paths if want_json and _ext(p) == ".json"
+    }
+    txt_paths = [p for p in paths if want_txt and _ext(p) == ".txt"]
     if fmt == "auto":
-        fmt = detect_format(csv_texts, jsons, txts)
-    resolver = PathResolver(image_paths)
+        fmt = detect_format(csv_heads, jsons, txt_paths)
+    gt = sorted(p for p, head in csv_heads.items() if is_ground_truth_header(head))
+    # the files no importer reads are checked as they were when every text was read
+    files.check(p for p in csv_heads if fmt != "ground-truth" or p not in gt)
+    if fmt != "yolo":
+        files.check(txt_paths)
     if fmt == "ground-truth":
-        gt = {p: t for p, t in csv_texts.items() if all(c in t.split("\n", 1)[0] for c in REQUIRED_COLUMNS)}
         if not gt:
             raise LabelFormatError(f"no Ground Truth CSV (columns {REQUIRED_COLUMNS}) in {source.uri}")
-        return import_ground_truth(gt, resolver, class_names, group_field)
+        return import_ground_truth(gt, files, PathResolver(image_paths), class_names, group_field)
     if fmt == "coco":
         coco = {p: d for p, d in jsons.items() if is_coco(d)}
         if not coco:
             raise LabelFormatError(f"no COCO JSON (with 'images' and 'annotations') in {source.uri}")
-        return import_coco(coco, resolver, class_names, group_field)
+        return import_coco(coco, PathResolver(image_paths), class_names, group_field)
     if fmt == "label-studio":
         ls = {p: d for p, d in jsons.items() if is_label_studio(d)}
         if not ls:
             raise LabelFormatError(f"no Label Studio JSON export (a list of tasks) in {source.uri}")
-        return import_label_studio(ls, resolver, class_names, group_field)
+        return import_label_studio(ls, PathResolver(image_paths), class_names, group_field)
     if fmt == "yolo":
         if group_field:
             raise LabelFormatError(
                 f"YOLO txt labels have no fields, so group_field={group_field!r} cannot apply; "
                 "use group_pattern (a regex on the file name) instead"
             )
-        meta_paths = [p for p in paths if posixpath.basename(p) in YOLO_META_NAMES]
-        meta = {p: source.read_bytes(p).decode("utf-8-sig") for p in meta_paths}
-        label_txts = {p: t for p, t in txts.items() if posixpath.basename(p) not in YOLO_META_NAMES}
-        return import_yolo(image_paths, label_txts, class_names, meta)
+        meta = {p: files.text(p) for p in paths if posixpath.basename(p) in YOLO_META_NAMES}
+        label_txts = {p for p in txt_paths if posixpath.basename(p) not in YOLO_META_NAMES}
+        read: set[str] = set()
+
+        def read_label(path: str) -> str:
+            read.add(path)
+            return files.text(path)
+
+        index = import_yolo(image_paths, label_txts, read_label, class_names, meta)
+        files.check(p for p in label_txts if p not in read)
+        return index
     return LabelIndex(format="none", class_names=list(class_names or []))

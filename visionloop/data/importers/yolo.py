@@ -11,6 +11,7 @@ does not guess). Class names come from ``data.yaml``/``dataset.yaml`` (``names``
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable, Collection
 
 import yaml
 
@@ -65,12 +66,14 @@ def class_names_from_yaml(text: str, path: str) -> list[str]:
 
 def import_yolo(
     image_paths: list[str],
-    texts: dict[str, str],
+    txt_paths: Collection[str],
+    read_text: Callable[[str], str],
     class_names: list[str] | None,
     meta_files: dict[str, str],
 ) -> LabelIndex:
-    """``texts`` maps every ``.txt`` path of the source to its content; ``meta_files``
-    the ``data.yaml``/``dataset.yaml``/``classes.txt`` found."""
+    """``txt_paths`` are the label ``.txt`` files of the source, each read with
+    ``read_text`` only when an image claims it (one at a time: the texts are never all
+    held); ``meta_files`` the ``data.yaml``/``dataset.yaml``/``classes.txt`` found."""
     names = list(class_names or [])
     if not names:
         for path, text in sorted(meta_files.items()):
@@ -87,9 +90,9 @@ def import_yolo(
     index = LabelIndex(format="yolo", class_names=names, label_files=set(meta_files))
     for image in image_paths:
         for txt in label_path_candidates(image):
-            if txt in texts:
-                index.labels[image] = parse_yolo_txt(texts[txt], txt, names)
+            if txt in txt_paths:
+                index.labels[image] = parse_yolo_txt(read_text(txt), txt, names)
                 index.label_files.add(txt)
                 break
-    index.label_files.update(texts)
+    index.label_files.update(txt_paths)
     return index
