@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from zenml.client import Client
+from zenml.io import fileio
 
 from edge_runtime.channel import ChannelClient
 from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
@@ -210,3 +211,9 @@ def test_every_spooled_image_is_accounted_for(loop: Loop, annotated: dict[str, s
     rejected_sha = next(sha for sha, o in annotated.items() if o == "rejected")
     back = {t["data"]["sha256"]: t for t in tasks_by_path(studio(loop.server), r.project_id).values()}
     assert back[rejected_sha]["is_labeled"] is False  # back in Label Studio's queue
+    # the round is an artifact with an HTML view in the dashboard, every image listed
+    artifact = loop.rounds[1].run.steps["pull_annotations"].outputs["labeling_round"][0]
+    (html,) = [v for v in artifact.visualizations or [] if str(v.type.value) == "html"]
+    with fileio.open(html.uri, "r") as fh:
+        page = fh.read()
+    assert r.project_url in page and all(d.path in page for d in r.decisions)
