@@ -348,6 +348,7 @@ def run_monitoring_pipeline(
         raise MonitorError(
             f"{name} version {production.name} has no linked {constants.IMAGE_DATASET} artifact"
         )
+    onnx = production.get_artifact(constants.ONNX_MODEL)
     settings = config.monitor
     logs = logs or settings.logs or stack_setting("edge_logs")
     until = until or datetime.now(UTC)
@@ -360,6 +361,8 @@ def run_monitoring_pipeline(
         until=until.isoformat(),
         settings=settings.model_dump(),
         s3_endpoint=config.deploy.s3_endpoint,
+        model_artifact_id=str(onnx.id) if onnx is not None else None,
+        thresholds=config.deploy.thresholds.model_dump(),
     )
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")

@@ -142,7 +142,9 @@ class DeploySettings(StrictModel):
 class MonitorSettings(StrictModel):
     """The monitoring pipeline. ``logs``: the folder or ``s3://`` prefix the edge
     runtimes write their prediction logs to (default: ``edge-logs`` beside the local
-    channel). A window with at least ``min_drifted_features`` features whose Evidently
+    channel). ``features`` are image statistics; ``prediction_features`` what the
+    model answered (compared with its answers on the held-out splits of its data set
+    version). A window with at least ``min_drifted_features`` features whose Evidently
     stat test (``method``; ``threshold``: p-value below it for tests, distance at or
     above it for distances) says drift, or whose share of images with no detection above
     ``low_confidence`` exceeds ``max_low_confidence_share``, is drift; ``on_drift`` says
@@ -151,6 +153,8 @@ class MonitorSettings(StrictModel):
     logs: str | None = None
     window_hours: float = Field(24.0, gt=0)
     features: list[str] = Field(default_factory=lambda: list(IMAGE_FEATURES))
+    # compared with the production model's answers on the held-out splits
+    prediction_features: list[str] = Field(default_factory=lambda: ["max_score", "boxes", "mean_box_area"])
     method: str = "ks"
     threshold: float = Field(0.001, gt=0)
     min_drifted_features: int = Field(1, ge=1)

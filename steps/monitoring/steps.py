@@ -17,7 +17,8 @@ from visionloop.config import MonitorSettings
 from visionloop.data.dataset import ImageDataset
 from visionloop.monitoring.drift import DriftDecision, decide
 from visionloop.monitoring.logs import read_window
-from visionloop.monitoring.reference import reference_table
+from visionloop.monitoring.reference import PREDICTION_FEATURES, reference_predictions, reference_table
+from visionloop.training.types import ModelBlob
 
 logger = get_logger(__name__)
 
@@ -28,6 +29,27 @@ def reference_features(
 ) -> Annotated[pd.DataFrame, "reference_features"]:
     """Per-image statistics of the data set version (cached: once per version)."""
     return reference_table(dataset, max_images)
+
+
+@step
+def reference_prediction_features(
+    dataset: ImageDataset,
+    model: ModelBlob | None,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_images: int = 2000,
+) -> Annotated[pd.DataFrame, "reference_predictions"]:
+    """The production model's prediction features (best score, box count, mean box
+    area) on the data set version's held-out images, predicted by the edge runtime's own
+    ONNX code at the serving thresholds (cached: once per data set and model). Without
+    a model file, an empty table: prediction features are then not compared."""
+    if model is None:
+        logger.warning("no production ONNX model: prediction statistics are not compared")
+        return pd.DataFrame(columns=list(PREDICTION_FEATURES))
+    from edge_runtime.detector import OnnxDetector
+
+    detector = OnnxDetector(model.data, model.class_names, conf=conf, iou=iou)
+    return reference_predictions(dataset, detector.predict, max_images)
 
 
 @step(enable_cache=False)
@@ -55,6 +77,7 @@ def load_prediction_window(
 @step(enable_cache=False, output_materializers={constants.DRIFT_DECISION: DriftDecisionMaterializer})
 def detect_drift(
     reference: pd.DataFrame,
+    predictions: pd.DataFrame,
     current: pd.DataFrame,
     log_summary: dict[str, Any],
     settings: dict[str, Any],
@@ -63,7 +86,7 @@ def detect_drift(
 ) -> tuple[Annotated[DriftDecision, constants.DRIFT_DECISION], Annotated[HTMLString, constants.DRIFT_REPORT]]:
     """Evidently's comparison of the window with the reference, and the decision."""
     config = MonitorSettings(**settings)
-    decision, html = decide(reference, current, config, dataset_version_id, window, log_summary)
+    decision, html = decide(reference, current, config, dataset_version_id, window, log_summary, predictions)
     decision.action = config.on_drift if decision.drift else "none"
     log_metadata(
         metadata={

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -125,3 +126,49 @@ def test_log_reader_counts_bad_lines_and_keeps_the_window(tmp_path: Path) -> Non
 def test_parse_line_accepts_epoch_seconds() -> None:
     when, row = parse_line(good_line(datetime(2026, 1, 1, tzinfo=UTC), time=1_767_225_600))
     assert when == datetime(2026, 1, 1, tzinfo=UTC) and row["mean_box_area"] == 0.02  # 10x10 of 100x50
+
+
+def predictions(rng: np.random.Generator, n: int, score: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "max_score": np.clip(rng.normal(score, 0.06, n), 0, 1),
+            "boxes": rng.integers(1, 4, n).astype(float),
+            "mean_box_area": rng.uniform(0.01, 0.05, n),
+        }
+    )
+
+
+@pytest.mark.parametrize("shifted", [False, True])
+def test_prediction_features_against_the_models_held_out_answers(pools, shifted: bool) -> None:  # type: ignore[no-untyped-def]
+    """The model grows unsure on images that look the same: drift on max_score only."""
+    reference, held = pools
+    rng = np.random.default_rng(7)
+    current = table_from_images(stream(held, "none", 40, 4))
+    answers = predictions(rng, 40, 0.6 if shifted else 0.8)
+    for column in answers:
+        current[column] = answers[column].to_numpy()
+    decision, html = decide(reference, current, SETTINGS, "ref", {}, {}, predictions(rng, 60, 0.8))
+    assert decision.reference_images == len(reference)
+    assert {f.feature for f in decision.features} == {*SETTINGS.features, *SETTINGS.prediction_features}
+    assert decision.drift == shifted and not decision.confidence_collapse
+    assert decision.drifted_features == (["max_score"] if shifted else [])
+    assert "max_score" in html
+
+
+def test_reference_predictions_use_only_held_out_images(tmp_path: Path) -> None:
+    from edge_runtime.detector import Detection
+    from tests.unit.test_dataset import make_dataset
+    from visionloop.monitoring.reference import reference_predictions
+
+    dataset = make_dataset(tmp_path)
+    seen: list[tuple[int, int]] = []
+
+    def predict(image):  # type: ignore[no-untyped-def]
+        seen.append(image.size)
+        return [Detection(0, "x", 0.9, (0.0, 0.0, image.width / 2, image.height / 2))]
+
+    table = reference_predictions(dataset, predict, max_images=100)
+    held_out = [r for r in dataset.records if r.split in ("val", "test")]
+    assert len(table) == len(seen) == len(held_out) > 0
+    assert list(table.columns) == ["max_score", "boxes", "mean_box_area"]
+    assert (table["max_score"] == 0.9).all() and (table["mean_box_area"] == 0.25).all()

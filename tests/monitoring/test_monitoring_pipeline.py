@@ -12,11 +12,11 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner
 from PIL import Image
-from zenml import Model, link_artifact_to_model, log_metadata
+from zenml import Model, link_artifact_to_model, log_metadata, save_artifact
 from zenml.client import Client
 from zenml.io import fileio
 
-from edge_runtime.detector import Detection
+from edge_runtime.detector import OnnxDetector
 from edge_runtime.imagestats import image_stats
 from edge_runtime.predlog import record
 from pipelines.launch import run_data_pipeline
@@ -27,14 +27,16 @@ from visionloop.monitoring.streams import metal_tag_pools, stream
 MODEL = "tags-monitor"
 
 
-def log_lines(images: list[bytes], when: datetime) -> list[str]:
-    """The prediction log lines the edge runtime writes for these images."""
+def log_lines(images: list[bytes], when: datetime, detector: OnnxDetector) -> list[str]:
+    """The prediction log lines the edge runtime writes for these images, with what
+    the production model answered."""
     lines = []
     for i, data in enumerate(images):
         with Image.open(io.BytesIO(data)) as image:
             stats = image_stats(image)
+            found = detector.predict(image)
         doc = record(
-            [Detection(0, "scratch", 0.8, (10.0, 10.0, 60.0, 30.0))],
+            found,
             stats,
             25.0,
             time=(when + timedelta(seconds=i)).isoformat(),
@@ -45,9 +47,14 @@ def log_lines(images: list[bytes], when: datetime) -> list[str]:
     return lines
 
 
-def production_model_on(dataset_artifact_id: str, dataset_version_id: str) -> None:
-    """A production version of MODEL trained on that data set version, as the
-    deployment pipeline leaves it (the control plane's state; no training needed here)."""
+def production_model_on(dataset_artifact_id: str, dataset_version_id: str, onnx: Path) -> None:
+    """A production version of MODEL trained on that data set version, with its ONNX
+    model, as the deployment pipeline leaves it (the control plane's state; the model is
+    the ABD checkpoint's export: no training needed here)."""
+    import materializers.model_blob_materializer  # noqa: F401 - registers ModelBlob's materializer
+    from tests.deploy.channel_helpers import onnx_blob
+    from visionloop import constants
+
     client = Client()
     client.create_model(name=MODEL)
     version = client.create_model_version(model_name_or_id=MODEL)
@@ -55,11 +62,15 @@ def production_model_on(dataset_artifact_id: str, dataset_version_id: str) -> No
     link_artifact_to_model(
         client.get_artifact_version(dataset_artifact_id), model=Model(name=MODEL, version=name)
     )
+    blob = save_artifact(onnx_blob(onnx), name=constants.ONNX_MODEL)
+    link_artifact_to_model(blob, model=Model(name=MODEL, version=name))
     log_metadata(metadata={"dataset_version_id": dataset_version_id}, model_name=MODEL, model_version=name)
     version.set_stage("production", force=True)
 
 
-def test_monitor_flags_a_darkened_camera(zenml_stack, label_studio, tmp_path: Path, monkeypatch) -> None:
+def test_monitor_flags_a_darkened_camera(
+    zenml_stack, label_studio, abd_onnx, tmp_path: Path, monkeypatch
+) -> None:
     import run
 
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
@@ -74,11 +85,12 @@ def test_monitor_flags_a_darkened_camera(zenml_stack, label_studio, tmp_path: Pa
     config_path = tmp_path / "monitor.yaml"
     config_path.write_text(yaml.safe_dump(base))
     data = run_data_pipeline(load_config(config_path).data)
-    production_model_on(data.artifact_id, data.dataset.version_id)
+    production_model_on(data.artifact_id, data.dataset.version_id, abd_onnx)
+    detector = OnnxDetector(abd_onnx, conf=0.25, iou=0.7)  # the serving thresholds (deploy.thresholds)
 
     _, held = metal_tag_pools(METAL_TAGS)
     now = datetime.now(UTC)
-    lines = log_lines(stream(held, "darker", 40, 0), now - timedelta(hours=2))
+    lines = log_lines(stream(held, "darker", 40, 0), now - timedelta(hours=2), detector)
     lines += ["", "{truncated", json.dumps({"time": now.isoformat()})]
     (tmp_path / "logs" / "line-3").mkdir(parents=True)
     (tmp_path / "logs" / "line-3" / "predictions.jsonl").write_text("\n".join(lines) + "\n")
@@ -103,10 +115,12 @@ def test_monitor_flags_a_darkened_camera(zenml_stack, label_studio, tmp_path: Pa
         assert html and fileio.exists(html[0].uri), f"{name} has no HTML view"
     decision = run_model.steps["detect_drift"].outputs["drift_decision"][0].load()
     assert decision.drift and decision.log["malformed"] == 2
+    # what the model answered is compared too, with its answers on the held-out images
+    assert {"max_score", "boxes", "mean_box_area"} <= {f.feature for f in decision.features}
 
     # a second window with the camera fixed: no drift; the reference comes from the cache
     later = now + timedelta(hours=30)
-    fixed = log_lines(stream(held, "none", 40, 5), later - timedelta(hours=1))
+    fixed = log_lines(stream(held, "none", 40, 5), later - timedelta(hours=1), detector)
     (tmp_path / "logs" / "line-3" / "predictions-2.jsonl").write_text("\n".join(fixed) + "\n")
     result = CliRunner().invoke(
         run.cli,
@@ -126,3 +140,4 @@ def test_monitor_flags_a_darkened_camera(zenml_stack, label_studio, tmp_path: Pa
     assert not summary["drift"] and summary["current_images"] == 40 and summary["action"] == "none"
     second = Client().get_pipeline_run(summary["run"])
     assert second.steps["reference_features"].status.value == "cached"
+    assert second.steps["reference_prediction_features"].status.value == "cached"

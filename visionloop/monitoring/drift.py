@@ -1,7 +1,8 @@
 """Drift of image and prediction statistics, with Evidently.
 
 Each feature is compared between the reference (the production model's data set
-version) and the current window with Evidently's ``ValueDrift`` (the stat test from
+version; for prediction features, the model's answers on its held-out splits: a
+feature's reference is its non-empty values) and the current window with Evidently's ``ValueDrift`` (the stat test from
 configuration; Kolmogorov-Smirnov by default, whose score is a p-value: drift when it is
 below the threshold). The window is flagged when at least ``min_drifted_features``
 features drift, or when the model's confidence collapses (the share of images with no
@@ -69,7 +70,10 @@ def compare(
     reference: pd.DataFrame, current: pd.DataFrame, settings: MonitorSettings
 ) -> tuple[list[FeatureDrift], str]:
     """Per-feature drift and Evidently's HTML report."""
-    features = [f for f in settings.features if f in reference.columns and f in current.columns]
+    wanted = [*settings.features, *settings.prediction_features]
+    features = [
+        f for f in wanted if f in reference.columns and f in current.columns and reference[f].notna().any()
+    ]
     snapshot = _report(reference, current, features, settings)
     values = [m["value"] for m in snapshot.dict()["metrics"]]
     lower_is_drift = settings.method in P_VALUE_METHODS
@@ -98,13 +102,19 @@ def decide(
     reference_id: str,
     window: dict[str, Any],
     log: dict[str, Any],
+    predictions: pd.DataFrame | None = None,
 ) -> tuple[DriftDecision, str]:
-    """The decision and Evidently's HTML (empty when there was too little data)."""
+    """The decision and Evidently's HTML (empty when there was too little data).
+    ``predictions``: the model's prediction features on held-out reference images."""
+    reference_images = len(reference)
+    if predictions is not None and len(predictions):
+        reference = pd.concat([reference.drop(columns=list(predictions.columns), errors="ignore"), predictions])
+        reference = reference.reset_index(drop=True)
     decision = DriftDecision(
         reference=reference_id,
         window=window,
         current_images=len(current),
-        reference_images=len(reference),
+        reference_images=reference_images,
         enough_data=len(current) >= settings.min_images,
         drift=False,
         log=log,

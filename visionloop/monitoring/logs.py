@@ -23,6 +23,7 @@ from typing import Any
 
 from edge_runtime.imagestats import FEATURES
 from edge_runtime.storage import Store
+from visionloop.monitoring.reference import prediction_figures
 
 MAX_EXAMPLES = 20
 LOG_NAME = re.compile(r"\.jsonl(\.\d+)?$")  # predictions.jsonl, and predictions.jsonl.1 once rotated
@@ -95,8 +96,7 @@ def parse_line(line: str) -> tuple[datetime, dict[str, float]]:
         isinstance(s, list) and len(s) == 2 and all(isinstance(v, int | float) for v in s) for s in sizes
     ):
         raise ValueError("box_sizes is not a list of [width, height] pairs")
-    area = row["width"] * row["height"]
-    row["mean_box_area"] = float(sum(w * h for w, h in sizes) / len(sizes) / area) if sizes and area else 0.0
+    row.update(prediction_figures(row["max_score"], sizes, row["width"], row["height"]))
     row["latency_ms"] = _number(doc, "latency_ms") if "latency_ms" in doc else float("nan")
     return when, row
 
