@@ -13,6 +13,7 @@ Examples:
     python run.py models metal-tags-detector   # versions, stages and channel pointers
     python run.py monitor               # edge prediction logs against the training data (drift)
     python run.py label                 # a labeling round in Label Studio (prints the project URL)
+    python run.py hierarchy --config configs/cifar10_tree.yaml   # parent + children, bundle, channel
 """
 
 from __future__ import annotations
@@ -567,6 +568,149 @@ def label(config_path: Path, url: str | None, no_retrain: bool, as_json: bool) -
         raise
     summary = result.summary()
     emit(summary, as_json, label_lines(summary))
+
+
+HIERARCHY_CONFIG = REPO_ROOT / "configs" / "cifar10_tree.yaml"
+
+
+def _pct(m: dict[str, Any] | None, key: str) -> str:
+    return f"{m[key]:.4f}" if m else "-"
+
+
+def hierarchy_lines(s: dict[str, Any]) -> list[str]:
+    lines = [
+        f"Hierarchy {s['hierarchy']}: leaf data set {s['leaf_dataset_version_id'][:12]} "
+        f"({s['leaf_images']} images {s['per_split']})"
+    ]
+    nodes = {**s["nodes"], **({"flat": s["flat"]} if s["flat"] else {})}
+    for key, n in nodes.items():
+        top1 = f"test top-1 {n['test_top1']:.4f}" if n["test_top1"] is not None else ""
+        secs = f"trained in {n['train_seconds']:.0f} s" if n["train_seconds"] else ""
+        gate = {True: "gate passed", False: "gate FAILED", None: ""}[n["gate_passed"]]
+        lines.append(f"  {key:<10} {n['model']} v{n['version']:<4} {n['status']:<9} {top1}  {secs}  {gate}")
+    b = s["bundle"]
+    if s["unchanged_bundle"]:
+        lines.append(f"Bundle unchanged: production version {s['unchanged_bundle']} pins these node versions")
+    if b is None:
+        return lines
+    stage = {
+        "production": f"is in PRODUCTION (archived: {b['archived_version'] or 'none'})",
+        "staging": "waits at STAGING",
+        "rejected": "was REFUSED; production stays at " + (b["production_version"] or "none"),
+    }[b["stage"]]
+    e, nf, flat = b["end_to_end"], b["no_fallback"], b["flat"]
+    lines += [
+        f"Bundle {b['model']} version {b['version']} {stage}",
+        "  pins        " + ", ".join(f"{k}={v}" for k, v in b["pins"].items()),
+        *[f"  reason      {r}" for r in b["reasons"]],
+        f"  end to end  top-1 {_pct(e, 'top1')}  group {_pct(e, 'group_accuracy')}  fallback "
+        f"{_pct(e, 'fallback_rate')}  hP {_pct(e, 'hierarchical_precision')}  hR {_pct(e, 'hierarchical_recall')}  "
+        f"hF {_pct(e, 'hierarchical_f')}",
+        f"  no fallback top-1 {_pct(nf, 'top1')}  hF {_pct(nf, 'hierarchical_f')}",
+    ]
+    if flat:
+        lines.append(
+            f"  flat model  top-1 {_pct(flat, 'top1')}  group {_pct(flat, 'group_accuracy')}  hF {_pct(flat, 'hierarchical_f')}"
+        )
+    lines.append(f"  channel     {b['channel']}  pointers {b['pointers'] or '(unchanged)'}")
+    return lines
+
+
+@cli.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=HIERARCHY_CONFIG,
+    show_default=True,
+    help="Hierarchy declaration (YAML): parent, groups, children and their classes.",
+)
+@click.option("--only", multiple=True, help="Train only this node (if changed); keep the others. Repeatable.")
+@click.option(
+    "--pin", "pins", multiple=True, help="NODE=VERSION: bundle that version of a node as it is. Repeatable."
+)
+@click.option(
+    "--retrain", is_flag=True, help="Train every node even when its data and settings are unchanged."
+)
+@click.option(
+    "--flat/--no-flat", "flat", default=None, help="Also train the flat comparison (default: flat.enabled)."
+)
+@click.option("--no-deploy", is_flag=True, help="Train the nodes only: no bundle, no channel.")
+@click.option(
+    "--promote", "promote_version", help="Promote this staged bundle version and its nodes to production."
+)
+@click.option(
+    "--channel", help="The model channel (folder or s3://...); default: deploy.channel, else the stack's."
+)
+@no_cache_option
+@json_option
+def hierarchy(
+    config_path: Path,
+    only: tuple[str, ...],
+    pins: tuple[str, ...],
+    retrain: bool,
+    flat: bool | None,
+    no_deploy: bool,
+    promote_version: str | None,
+    channel: str | None,
+    no_cache: bool,
+    as_json: bool,
+) -> None:
+    """Train a parent/child hierarchy and ship it as one bundle.
+
+    The data pipeline makes the leaf data set and one per node; each node whose data or
+    settings changed gets its own training pipeline run and model version (the others
+    are reused, not run); the bundle pipeline pins the versions together, checks they
+    fit, measures them end to end (and the flat model beside them), gates, stages the
+    bundle in the channel and promotes it with its nodes.
+
+    \b
+    python run.py hierarchy                                  # configs/cifar10_tree.yaml
+    python run.py hierarchy --only vehicle --json            # retrain one child
+    python run.py hierarchy --pin vehicle=3                  # bundle an older child version
+    python run.py hierarchy --promote 4 --no-flat            # after deploy.require_approval
+    """
+    from pipelines.hierarchy_launch import HierarchyError, promote_bundle_version, run_hierarchy
+    from stacks.bootstrap import ensure_stack
+    from steps.deployment.control_plane import PromotionError
+    from visionloop.deploy.signing import SigningKeyError
+    from visionloop.hierarchy.spec import HierarchySpecError, load_hierarchy
+
+    try:
+        spec = load_hierarchy(config_path)
+    except HierarchySpecError as exc:
+        fail(str(exc))
+        raise
+    bad = [p for p in pins if "=" not in p]
+    if bad:
+        fail(f"--pin takes NODE=VERSION, e.g. --pin vehicle=3; got {', '.join(bad)}")
+    ensure_stack("local", activate=not _has_active_stack())
+    try:
+        if promote_version:
+            change = promote_bundle_version(
+                spec, promote_version, None, "approved with run.py hierarchy --promote"
+            )
+            emit(
+                change,
+                as_json,
+                [*change_lines(change), *[f"  node        {v}" for v in change["nodes"].values()]],
+            )
+            return
+        result = run_hierarchy(
+            spec,
+            only=list(only) or None,
+            pins=dict(p.split("=", 1) for p in pins),
+            retrain=retrain,
+            compare_flat=flat,
+            deploy=not no_deploy,
+            channel=channel,
+            enable_cache=not no_cache,
+        )
+    except (HierarchyError, PromotionError, SigningKeyError) as exc:
+        fail(str(exc))
+        raise
+    summary = result.summary()
+    emit(summary, as_json, hierarchy_lines(summary))
 
 
 @cli.group(invoke_without_command=True)

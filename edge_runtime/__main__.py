@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--spool-max-mb", type=positive(float), default=512.0, help="feedback spool bound")
     common.add_argument("--device-id", default=socket.gethostname())
     common.add_argument("--shadow", action="store_true", help="also run the staging model, log disagreements")
+    common.add_argument(
+        "--child-min-conf",
+        type=float,
+        default=None,
+        help="bundles: below this child probability answer with the parent's group (default: the manifest's)",
+    )
     common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     serve = sub.add_parser("serve", parents=[common], help="HTTP inference server")
@@ -125,6 +131,7 @@ def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
         device_id=args.device_id,
         spool_max_bytes=int(args.spool_max_mb * 2**20),
         shadow=args.shadow,
+        child_min_conf=args.child_min_conf,
     )
     if feedback is None:
         log.warning("no --feedback store: uncertain images stay in the spool %s", args.state_dir / "spool")

@@ -9,8 +9,9 @@ State folder (``<state_dir>/<model>/<stage>/``)::
 
 Order of a swap: download into a hidden temporary folder beside ``versions/`` (the
 channel client verifies sizes, sha256 and the Ed25519 signatures there and renames it
-into place only when complete); load and self-test; publish the new ``LoadedModel``
-to the serving slot (one reference assignment: a request in flight keeps the
+into place only when complete); load and self-test (a detector, a classifier or a
+bundle, by the manifest's task: ``edge_runtime.serving``); publish it to the serving
+slot (one reference assignment: a request in flight keeps the
 reference it took and finishes on the old session); write ``state.json`` atomically;
 only then delete versions beyond the last ``keep``. A ``kill -9`` at any point leaves
 ``state.json`` naming a complete, verified version that is still on disk.
@@ -33,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.channel import ChannelClient, Pointer, VerificationError, verify_folder
-from edge_runtime.model import LoadedModel, ModelRejected, load_version
+from edge_runtime.model import ModelRejected
+from edge_runtime.serving import Served, load_served
 from edge_runtime.storage import LocalStore, StorageError, atomic_write
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ class StageAgent:
         self.poll_s = poll_s
         self.backoff = backoff or Backoff()
         self.threads = threads
-        self.current: LoadedModel | None = None
+        self.current: Served | None = None
         self.status = AgentStatus(stage=stage)
         self._lock = threading.Lock()  # one check at a time
         self._stop = threading.Event()
@@ -145,7 +147,7 @@ class StageAgent:
             return str(entry.get("reason", "rejected"))
         return None
 
-    def _record_good(self, loaded: LoadedModel) -> None:
+    def _record_good(self, loaded: Served) -> None:
         state = self._read_json("state.json")
         good = [v for v in state.get("good", []) if v != loaded.version_id]
         good = [loaded.version_id, *good][: self.keep]
@@ -175,7 +177,7 @@ class StageAgent:
 
     # --- start-up -----------------------------------------------------------------
 
-    def restore(self) -> LoadedModel | None:
+    def restore(self) -> Served | None:
         """Load the last good version from the state folder, before the channel is asked.
 
         Tries ``state.json``'s good versions newest first; each is verified again with
@@ -189,7 +191,7 @@ class StageAgent:
             folder = self.versions_dir / version
             try:
                 verified = verify_folder(folder, self.client.public_key, self.model, version)
-                loaded = load_version(verified, self.variant, self.threads)
+                loaded = load_served(verified, self.variant, self.threads)
             except (VerificationError, ModelRejected, OSError) as exc:
                 log.error("%s/%s: cannot restore version %s from %s: %s", *self._id(), version, folder, exc)
                 self.status.event(f"restore of {version} failed: {exc}")
@@ -202,7 +204,7 @@ class StageAgent:
 
     # --- one check ----------------------------------------------------------------
 
-    def _publish(self, loaded: LoadedModel, why: str) -> None:
+    def _publish(self, loaded: Served, why: str) -> None:
         previous = self.current
         self.current = loaded  # the atomic swap: one reference assignment
         self.status.state = "serving"
@@ -281,7 +283,7 @@ class StageAgent:
             return True
         verified = self._fetch(pointer)
         try:
-            loaded = load_version(verified, self.variant, self.threads)
+            loaded = load_served(verified, self.variant, self.threads)
         except ModelRejected as exc:
             self._reject(pointer.version, pointer.manifest_sha256, str(exc))
             self.status.last_error = f"rejected version {pointer.version}: {exc}"

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from edge_runtime.agent import Backoff, StageAgent
 from edge_runtime.channel import ChannelClient
 from edge_runtime.detector import Detection, open_image
 from edge_runtime.model import LoadedModel, Thresholds
 from edge_runtime.predlog import PredictionLog
+from edge_runtime.serving import Served, label_answer
 from edge_runtime.shadow import Shadow
 from edge_runtime.spool import FeedbackSpool, Uploader
 from edge_runtime.storage import Store
@@ -60,6 +61,7 @@ class RuntimeConfig:
     predlog_max_bytes: int = 64 * 2**20
     shadow: bool = False
     max_inflight: int | None = None  # None: cores // threads (1 when threads is None)
+    child_min_conf: float | None = None  # bundles: overrides the manifest's fallback threshold
 
 
 def inflight_limit(config: RuntimeConfig) -> int:
@@ -120,7 +122,7 @@ class EdgeRuntime:
         self.shadow_agent = agent("staging") if config.shadow and config.stage != "staging" else None
         self.shadow = (
             Shadow(
-                lambda: self.shadow_agent.current if self.shadow_agent else None,
+                self._staging_detector,
                 self.state_dir / "shadow.jsonl",
             )
             if self.shadow_agent
@@ -137,6 +139,11 @@ class EdgeRuntime:
         self.started_at = time.time()
         self.predictions = 0
         self.errors = 0
+
+    def _staging_detector(self) -> LoadedModel | None:
+        """Shadow mode compares detections: the staging slot's model when it is a detector."""
+        staging = self.shadow_agent.current if self.shadow_agent else None
+        return staging if isinstance(staging, LoadedModel) else None
 
     def start(self, background: bool = True) -> None:
         """Restore the last good model from disk, then start polling and uploading."""
@@ -163,7 +170,7 @@ class EdgeRuntime:
         self.predlog.stop()
 
     @property
-    def current(self) -> LoadedModel | None:
+    def current(self) -> Served | None:
         return self.agent.current
 
     def predict(self, data: bytes, source: str = "http") -> dict[str, Any]:
@@ -174,6 +181,8 @@ class EdgeRuntime:
             raise NoModelError(
                 f"no model loaded yet: {self.agent.status.last_error or 'waiting for the channel'}"
             )
+        if not isinstance(loaded, LoadedModel):
+            return self._predict_labels(loaded, data, source)
         with self._slots:
             started = time.perf_counter()
             try:
@@ -227,6 +236,54 @@ class EdgeRuntime:
             "latency_ms": round(latency_ms, 3),
             "image_size": list(image.size),
             "detections": [d.to_dict() for d in detections],
+            "feedback": {"reason": reason, "spool": spooled} if reason else None,
+        }
+
+    def _decode(self, data: bytes) -> Image.Image:
+        try:
+            return open_image(data)
+        except Exception as exc:  # Pillow's plugins raise many kinds on hostile bytes
+            kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
+            raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
+
+    def _predict_labels(self, loaded: Served, data: bytes, source: str) -> dict[str, Any]:
+        """A classifier's classes or a bundle's routed path (``edge_runtime.serving``);
+        uncertain answers and a bundle's fallbacks to the parent go to the spool."""
+        assert not isinstance(loaded, LoadedModel)
+        with self._slots:
+            started = time.perf_counter()
+            image = self._decode(data)
+            answer, reason, prob = label_answer(loaded, image, self.config.child_min_conf)
+            latency_ms = (time.perf_counter() - started) * 1000
+        with self._count_lock:
+            self.predictions += 1
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        fields = {"model": loaded.name, "version": loaded.version_id, "variant": loaded.variant}
+        spooled = None
+        if reason is not None:
+            meta = {
+                **fields,
+                "reason": reason,
+                "time": now,
+                "device_id": self.config.device_id,
+                "source": source,
+            }
+            spooled = self.spool.add(data, {**meta, **answer})
+            if spooled == "spooled" and self.uploader:
+                self.uploader.wake()
+        log_fields = {
+            **fields,
+            "time": now,
+            "feedback": reason,
+            "source": source,
+            "device_id": self.config.device_id,
+        }
+        self.predlog.submit(image, [], latency_ms, {**log_fields, "top_prob": round(prob, 4)})
+        return {
+            **fields,
+            "latency_ms": round(latency_ms, 3),
+            "image_size": list(image.size),
+            **answer,
             "feedback": {"reason": reason, "spool": spooled} if reason else None,
         }
 

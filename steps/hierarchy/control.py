@@ -1,0 +1,53 @@
+"""Promoting a bundle as one: the bundle's channel pointer (what devices switch on),
+then every pinned node version, through the control plane of
+``steps/deployment/control_plane.py`` (channel pointer, ZenML stage, MLflow aliases,
+stage history)."""
+
+from __future__ import annotations
+
+from steps.deployment import control_plane
+from steps.deployment.control_plane import PromotionError, StageChange
+from visionloop.deploy.channel import ChannelPublisher
+from visionloop.hierarchy.types import BundleManifest
+
+
+def promote_as_one(
+    bundle_model: str,
+    version: str,
+    manifest: BundleManifest,
+    publisher: ChannelPublisher,
+    who: str,
+    why: str,
+    run: str | None = None,
+) -> tuple[StageChange, dict[str, str]]:
+    """Production for the bundle version, then for each node version it pins that is
+    not in production yet (its previous production version is archived). Returns the
+    bundle's stage change and, per node, what happened."""
+    target = control_plane.model_version(bundle_model, version)
+    if not control_plane.staging_passed(target):
+        raise PromotionError(
+            f"{bundle_model} version {version} has not passed its staging checks; run "
+            "`python run.py hierarchy` (which stages it) before promoting it"
+        )
+    change = control_plane.set_stage(
+        bundle_model, version, control_plane.PRODUCTION, publisher, who, why, run
+    )
+    nodes = {}
+    for key, node in manifest.nodes.items():
+        holder = control_plane.version_in_stage(node.model, control_plane.PRODUCTION)
+        if holder is not None and str(holder.name) == node.version:
+            nodes[key] = f"{node.model}:{node.version} already in production"
+            continue
+        control_plane.set_stage(
+            node.model,
+            node.version,
+            control_plane.PRODUCTION,
+            publisher,
+            who,
+            f"pinned by {bundle_model} version {version}",
+            run,
+        )
+        nodes[key] = f"{node.model}:{node.version} now in production" + (
+            f" ({holder.name} archived)" if holder is not None else ""
+        )
+    return change, nodes
