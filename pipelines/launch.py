@@ -13,6 +13,7 @@ from typing import Any
 from zenml.models import PipelineRunResponse
 
 from pipelines.data_pipeline import data_pipeline
+from stacks.options import run_options
 from visionloop import constants
 from visionloop.config import REPO_ROOT, DataSettings, VisionloopConfig
 from visionloop.data.dataset import ImageDataset
@@ -66,20 +67,41 @@ def output(run: PipelineRunResponse, step: str, name: str) -> Any:
     return run.steps[step].outputs[name][0].load()
 
 
+def data_parameters(settings: DataSettings) -> dict[str, Any]:
+    source = open_source(settings.source, settings.s3_endpoint)
+    return {
+        "source": source.uri,
+        "source_fingerprint": fingerprint(source),
+        "label_format": settings.format,
+        "class_names": settings.class_names,
+        "group_pattern": settings.group_pattern,
+        "group_field": settings.group_field,
+        "s3_endpoint": settings.s3_endpoint,
+        "qa_settings": settings.qa.model_dump(),
+        "split_settings": settings.split.model_dump(),
+    }
+
+
+def schedule_data_pipeline(settings: DataSettings) -> dict[str, Any]:
+    """Hand the data pipeline to the orchestrator with the active stack's
+    ``schedules.data`` instead of running it now. Each scheduled run re-reads the source
+    (the cache is off: the listing's fingerprint is taken when a run starts here, not
+    there), so new raw images become a new data set version."""
+    options = run_options(data_pipeline, schedule="data")
+    data_pipeline.with_options(enable_cache=False, **options)(**data_parameters(settings))
+    schedule = options["schedule"]
+    return {
+        "pipeline": constants.DATA_PIPELINE,
+        "schedule": schedule.cron_expression or f"every {schedule.interval_second}",
+        "source": settings.source,
+    }
+
+
 def run_data_pipeline(settings: DataSettings, enable_cache: bool = True) -> DataRunResult:
     """Fingerprint the source (so new or changed files invalidate the cache), run the
     data pipeline on the active stack and load its outputs."""
-    source = open_source(settings.source, settings.s3_endpoint)
-    run = data_pipeline.with_options(enable_cache=enable_cache)(
-        source=source.uri,
-        source_fingerprint=fingerprint(source),
-        label_format=settings.format,
-        class_names=settings.class_names,
-        group_pattern=settings.group_pattern,
-        group_field=settings.group_field,
-        s3_endpoint=settings.s3_endpoint,
-        qa_settings=settings.qa.model_dump(),
-        split_settings=settings.split.model_dump(),
+    run = data_pipeline.with_options(enable_cache=enable_cache, **run_options(data_pipeline))(
+        **data_parameters(settings)
     )
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
@@ -181,7 +203,8 @@ def run_training_pipeline(
         description=f"visionloop detector for {config.name}",
         tags=["visionloop", config.name],
     )
-    run = training_pipeline.with_options(enable_cache=enable_cache, model=model)(
+    options = run_options(training_pipeline)
+    run = training_pipeline.with_options(enable_cache=enable_cache, model=model, **options)(
         dataset_artifact_id=dataset_artifact_id,
         trials=[p.model_dump() for p in trials],
         base_params=base.model_dump(),
@@ -270,7 +293,7 @@ def run_deployment_pipeline(
 
     channel = resolve_channel(config)
     model = Model(name=config.registered_model_name, version=model_version)
-    run = deployment_pipeline.with_options(model=model)(
+    run = deployment_pipeline.with_options(model=model, **run_options(deployment_pipeline))(
         dataset_artifact_id=dataset_artifact_id, channel=channel, deploy=config.deploy.model_dump()
     )
     if run is None:
@@ -353,7 +376,7 @@ def run_monitoring_pipeline(
     logs = logs or settings.logs or stack_setting("edge_logs")
     until = until or datetime.now(UTC)
     since = since or until - timedelta(hours=settings.window_hours)
-    run = monitoring_pipeline(
+    run = monitoring_pipeline.with_options(**run_options(monitoring_pipeline))(
         dataset_artifact_id=str(dataset.id),
         dataset_version_id=str(production.run_metadata.get("dataset_version_id", "")),
         logs=logs,

@@ -2,8 +2,11 @@
 prompts (``zenml stack import`` prompts and refuses other ZenML versions; the
 ``Client`` API does neither).
 
-A component that exists with the same flavor is reused; one with another flavor is an
-error that names the component and the command to remove it.
+A component that exists with the same flavor is reused, its configuration brought in
+line with the file; one with another flavor is an error that names the component and
+the command to remove it. Before anything is registered the file is checked against
+ZenML's flavor classes (``stacks/spec.py``). The file's ``secrets`` become ZenML
+secrets, their values read from the environment at registration.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from typing import Any
 
 import yaml
 
+from stacks.spec import StackError, expand, read_spec, validate
+
 STACKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = STACKS_DIR.parent
 
 
-class StackError(RuntimeError):
-    pass
+__all__ = ["StackError", "ensure_stack", "stack_setting", "stack_channel", "describe_active_stack"]
 
 
 def quiet_zenml_env() -> None:
@@ -31,12 +35,8 @@ def quiet_zenml_env() -> None:
 
 
 def stack_spec(env: str) -> dict[str, Any]:
-    path = STACKS_DIR / f"{env}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in STACKS_DIR.glob("*.yaml"))
-        raise StackError(f"no stack file {path}; known environments: {', '.join(known)}")
-    spec: dict[str, Any] = yaml.safe_load(path.read_text())
-    return spec
+    """The stack file as written (placeholders not expanded)."""
+    return read_spec(env)
 
 
 def ensure_repository() -> None:
@@ -47,8 +47,42 @@ def ensure_repository() -> None:
         Client.initialize(root=REPO_ROOT)
 
 
+def _differs(stored: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """The update that turns ``stored`` into ``wanted`` (None removes a key); empty
+    when they agree."""
+    update: dict[str, Any] = {k: v for k, v in wanted.items() if stored.get(k) != v}
+    update.update({k: None for k in stored if k not in wanted and stored[k] is not None})
+    return update
+
+
+def ensure_secrets(env: str) -> None:
+    """Create or update the file's ``secrets`` from the environment. A secret whose
+    variables are unset is kept as it is when it exists (made once, e.g. with
+    ``zenml secret create``); otherwise the error names the variable."""
+    from zenml.client import Client
+
+    client = Client()
+    for name, fields in (read_spec(env).get("secrets") or {}).items():
+        try:
+            existing = client.get_secret(name, allow_partial_name_match=False, allow_partial_id_match=False)
+        except KeyError:
+            existing = None
+        try:
+            values = expand(fields, f"secrets.{name}", env, strict=True)
+        except StackError:
+            if existing is not None:
+                continue
+            raise
+        values = {k: str(v) for k, v in values.items()}
+        if existing is None:
+            client.create_secret(name, values)
+        elif existing.secret_values != values:
+            client.update_secret(name, add_or_update_values=values)
+
+
 def ensure_stack(env: str = "local", activate: bool = True) -> str:
-    """Register the stack of ``env`` if missing and activate it; return its name."""
+    """Register the stack of ``env`` if missing (or bring its components in line with
+    the file) and activate it; return its name."""
     from zenml.client import Client
     from zenml.config.global_config import GlobalConfiguration
     from zenml.enums import StackComponentType
@@ -56,33 +90,79 @@ def ensure_stack(env: str = "local", activate: bool = True) -> str:
     GlobalConfiguration().analytics_opt_in = False
     ensure_repository()
     client = Client()
-    spec = stack_spec(env)
-    components: dict[StackComponentType, str] = {}
-    for kind, comp in spec["components"].items():
+    spec = read_spec(env)
+    wanted = expand(spec.get("components") or {}, "components", env, strict=True)
+    plan: list[tuple[str, StackComponentType, str, str, dict[str, Any], Any]] = []
+    for kind, comp in wanted.items():
         ctype = StackComponentType(kind)
         name, flavor = comp["name"], comp["flavor"]
+        configuration = comp.get("configuration") or {}
         existing = client.list_stack_components(name=name, type=ctype)
         if existing.items:
-            if existing.items[0].flavor_name != flavor:
+            found = existing.items[0]
+            if found.flavor_name != flavor:
                 raise StackError(
-                    f"{kind} {name!r} exists with flavor {existing.items[0].flavor_name}, "
+                    f"{kind} {name!r} exists with flavor {found.flavor_name}, "
                     f"the stack file wants {flavor}: remove it with "
                     f"`zenml {kind.replace('_', '-')} delete {name}` and run again"
                 )
+            plan.append((kind, ctype, name, flavor, configuration, found))
         else:
-            client.create_stack_component(
-                name=name,
-                flavor=flavor,
-                component_type=ctype,
-                configuration=comp.get("configuration") or {},
-            )
-        components[ctype] = name
+            plan.append((kind, ctype, name, flavor, configuration, None))
     stack_name: str = spec["name"]
+    changes = [p for p in plan if p[5] is None or _differs(p[5].configuration, p[4])]
+    if changes or not client.list_stacks(name=stack_name).items:
+        validate(env)  # a typo fails here, naming the file and field, before anything is written
+    ensure_secrets(env)
+    components: dict[StackComponentType, str] = {}
+    for _kind, ctype, name, flavor, configuration, found in plan:
+        if found is None:
+            client.create_stack_component(
+                name=name, flavor=flavor, component_type=ctype, configuration=configuration
+            )
+        elif update := _differs(found.configuration, configuration):
+            client.update_stack_component(name, ctype, configuration=update)
+        components[ctype] = name
     if not client.list_stacks(name=stack_name).items:
         client.create_stack(name=stack_name, components=components)
+    ensure_mlflow_experiment(env, wanted.get("experiment_tracker"))
     if activate and client.active_stack_model.name != stack_name:
         client.activate_stack(stack_name)
+    s3_environment()
     return stack_name
+
+
+def ensure_mlflow_experiment(env: str, tracker: dict[str, Any] | None) -> None:
+    """With ``visionloop.mlflow_artifacts`` and a tracking store of its own, create the
+    training pipeline's MLflow experiment with its artifacts there (ZenML would create
+    it with MLflow's default, ``./mlruns`` of the working directory)."""
+    location = (read_spec(env).get("visionloop") or {}).get("mlflow_artifacts")
+    uri = ((tracker or {}).get("configuration") or {}).get("tracking_uri")
+    if not location or not uri or (tracker or {}).get("flavor") != "mlflow":
+        return
+    import mlflow
+
+    from visionloop.constants import TRAINING_PIPELINE
+
+    location = str(expand(location, "visionloop.mlflow_artifacts", env, strict=True)).rstrip("/")
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(TRAINING_PIPELINE) is None:
+        client.create_experiment(TRAINING_PIPELINE, artifact_location=f"{location}/{TRAINING_PIPELINE}")
+
+
+def s3_environment(env: str | None = None) -> None:
+    """For a stack whose ``visionloop.s3_endpoint`` is set, point the S3 clients that
+    read no ZenML configuration (MLflow's artifact upload, boto3 in the channel and
+    raw image stores) at it, unless the environment already names one."""
+    spec = read_spec(env or active_env())
+    raw = (spec.get("visionloop") or {}).get("s3_endpoint")
+    if not raw:
+        return
+    endpoint = str(expand(raw, "visionloop.s3_endpoint", env or active_env(), strict=True))
+    os.environ.setdefault("VISIONLOOP_S3_ENDPOINT", endpoint)
+    os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", endpoint)
 
 
 def active_env() -> str:
@@ -100,13 +180,11 @@ def active_env() -> str:
 def stack_setting(name: str, env: str | None = None) -> str:
     """``visionloop.<name>`` of ``stacks/<env>.yaml`` (default: the active stack's
     environment), with ``{local_stores}`` replaced by ZenML's local store folder."""
-    from zenml.config.global_config import GlobalConfiguration
-
     env = env or active_env()
     value = (stack_spec(env).get("visionloop") or {}).get(name)
     if not value:
         raise StackError(f"stacks/{env}.yaml names no visionloop.{name}")
-    return str(value).replace("{local_stores}", GlobalConfiguration().local_stores_path)
+    return str(expand(value, f"visionloop.{name}", env, strict=True))
 
 
 def stack_channel(env: str | None = None) -> str:

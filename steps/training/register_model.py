@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from zenml import get_step_context, link_artifact_to_model, log_metadata, step
 from zenml.logger import get_logger
 
-from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training.report import report_html
 from visionloop.training.types import EvaluationReport, ModelBlob
@@ -31,7 +30,7 @@ class ModelRegistration(BaseModel):
     test_map50_95: float
 
 
-@step(experiment_tracker=constants.EXPERIMENT_TRACKER, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False)  # the active stack's tracker
 def register_model(
     report: EvaluationReport,
     dataset: ImageDataset,

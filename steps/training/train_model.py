@@ -22,7 +22,7 @@ logger = get_logger(__name__)
 
 @step(
     cache_policy=FIT_CACHE,
-    experiment_tracker=constants.EXPERIMENT_TRACKER,
+    experiment_tracker=True,  # the active stack's tracker, whatever its name
     output_materializers=ModelBlobMaterializer,
 )
 def train_model(

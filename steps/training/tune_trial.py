@@ -10,7 +10,6 @@ from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import M
 from zenml.logger import get_logger
 
 from steps.training.cache_policy import FIT_CACHE
-from visionloop import constants
 from visionloop.data.dataset import ImageDataset
 from visionloop.training import yolo
 from visionloop.training.tuning import tuning_subset
@@ -22,7 +21,7 @@ logger = get_logger(__name__)
 
 @step(
     cache_policy=FIT_CACHE,
-    experiment_tracker=constants.EXPERIMENT_TRACKER,
+    experiment_tracker=True,  # the active stack's tracker, whatever its name
     settings={"experiment_tracker": MLFlowExperimentTrackerSettings(nested=True)},
 )
 def tune_trial(

@@ -1,0 +1,111 @@
+"""``python run.py dashboard``: ZenML's local server with its dashboard and the MLflow
+UI of the active stack's tracking store, both on loopback and offline, until Ctrl-C.
+
+The ZenML server runs in this process (ZenML's "blocking" local deployment, on the same
+SQLite store the pipelines use, no login); the MLflow UI is a child process. The client
+configuration is not switched to the server: pipelines keep talking to the store
+directly, and the dashboard shows their runs as they happen.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class DashboardUrls:
+    zenml: str
+    mlflow: str | None
+    tracking_uri: str | None
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never a proxy
+    try:
+        with opener.open(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_for(url: str, timeout_s: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if answers(url):
+            return True
+        if not alive():
+            return False
+        time.sleep(0.25)
+    return False
+
+
+def skip_onboarding() -> None:
+    """The local server's only user is the default one; without this its first visit
+    redirects to an onboarding survey instead of the runs."""
+    from zenml.client import Client
+
+    client = Client()
+    user = client.active_user
+    if user.email_opted_in is None or not (user.user_metadata or {}).get("finished_onboarding_survey"):
+        client.update_user(
+            user.id,
+            updated_email_opt_in=False,
+            updated_metadata={**(user.user_metadata or {}), "finished_onboarding_survey": True},
+        )
+
+
+def tracking_uri() -> str | None:
+    from zenml.client import Client
+
+    tracker: Any = Client().active_stack.experiment_tracker
+    return str(tracker.get_tracking_uri()) if tracker is not None else None
+
+
+def start_mlflow_ui(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
+    """``mlflow ui`` on ``uri`` as a child process (its own process group, so Ctrl-C
+    here stops it through ``stop``)."""
+    if uri.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(uri[len("sqlite:///") :]), exist_ok=True)
+    argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    argv += ["--host", host, "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def serve_zenml(host: str, port: int) -> None:
+    """Run ZenML's local server in this process until interrupted."""
+    from zenml.enums import ServerProviderType
+    from zenml.zen_server.deploy.deployer import LocalServerDeployer
+    from zenml.zen_server.deploy.deployment import LocalServerDeploymentConfig
+
+    # what ZenML's daemon deployment sets and its blocking one leaves out: a local,
+    # already activated server (no set-up page)
+    os.environ["ZENML_SERVER_AUTO_ACTIVATE"] = "True"
+    os.environ["ZENML_SERVER_DEPLOYMENT_TYPE"] = "local"
+    deployer = LocalServerDeployer()
+    deployer.remove_server()
+    config = LocalServerDeploymentConfig(
+        provider=ServerProviderType.DAEMON, blocking=True, ip_address=host, port=port
+    )
+    deployer.deploy_server(config)
