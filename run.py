@@ -7,6 +7,11 @@ Examples:
     python run.py data --source s3://raw-images/batch1 --format coco
     python run.py stack                 # what is active
     python run.py stack register local  # register (idempotent) and activate a stack
+    python run.py stack check kubernetes   # check a stack file against ZenML's classes, offline
+    python run.py --stack local-s3 train   # any command on another stack, for this command only
+    python run.py --stack kubernetes data --schedule   # the stack file's schedule, on its orchestrator
+    python run.py dashboard             # ZenML dashboard + MLflow UI, offline; prints their URLs
+    python run.py trigger-server --token-file trigger-token   # start training runs over HTTP
     python run.py deploy                # gate, stage and promote the latest model version
     python run.py promote metal-tags-detector 3 --to production --reason "reviewed"
     python run.py rollback metal-tags-detector
@@ -89,8 +94,11 @@ def load(config_path: Path) -> Any:
         fail(str(exc))
 
 
-def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -> tuple[dict[str, Any], str]:
-    """Run the data pipeline; return its summary and the data set artifact's id."""
+def run_data(
+    config_path: Path, overrides: dict[str, Any], enable_cache: bool, schedule: bool = False
+) -> tuple[dict[str, Any], str]:
+    """Run the data pipeline; return its summary and the data set artifact's id (with
+    ``schedule``: hand it to the orchestrator with the stack's schedule; no id)."""
     from pipelines.launch import run_data_pipeline
     from stacks.bootstrap import ensure_stack
 
@@ -101,6 +109,14 @@ def run_data(config_path: Path, overrides: dict[str, Any], enable_cache: bool) -
     if overrides.get("source") and overrides.get("format") is None:
         config.data.format = "auto"
     ensure_stack("local", activate=not _has_active_stack())
+    if schedule:
+        from pipelines.launch import schedule_data_pipeline
+        from stacks.bootstrap import StackError
+
+        try:
+            return schedule_data_pipeline(config.data), ""
+        except StackError as exc:
+            fail(str(exc))
     try:
         result = run_data_pipeline(config.data, enable_cache=enable_cache)
     except Exception as exc:
@@ -203,12 +219,40 @@ def _has_active_stack() -> bool:
     return bool(Client().active_stack_model.name.startswith("visionloop-"))
 
 
+def use_stack(env: str) -> None:
+    """``--stack ENV``: register the stack of ``stacks/ENV.yaml`` if needed and use it
+    for this command only (``ZENML_ACTIVE_STACK_ID``); ``stack register ENV`` is what
+    makes it the active stack."""
+    import os
+
+    from zenml.client import Client
+
+    from stacks.bootstrap import StackError, ensure_stack, s3_environment
+
+    try:
+        name = ensure_stack(env, activate=False)
+    except StackError as exc:
+        fail(str(exc))
+        raise
+    except KeyError as exc:  # a flavor ZenML does not know: its integration is not installed
+        fail(f"stacks/{env}.yaml: {exc}; install the stack's integrations (docs/deploy.md)")
+        raise
+    os.environ["ZENML_ACTIVE_STACK_ID"] = str(Client().get_stack(name).id)
+    s3_environment(env)
+
+
 @click.group(invoke_without_command=True)
 @config_option("Use-case configuration for the main job.")
+@click.option(
+    "--stack",
+    "stack_env",
+    type=click.Choice(ENVIRONMENTS),
+    help="Run on the stack of stacks/ENV.yaml (registered if needed) for this command only.",
+)
 @no_cache_option
 @json_option
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) -> None:
+def cli(ctx: click.Context, config_path: Path, stack_env: str | None, no_cache: bool, as_json: bool) -> None:
     """visionloop: a closed-loop MLOps system for computer vision on ZenML.
 
     With no command, runs the main job on the local stack: the data pipeline on the
@@ -217,6 +261,8 @@ def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) ->
     (gate against production, publish to the local model channel, staging checks,
     production).
     """
+    if stack_env is not None:
+        use_stack(stack_env)
     if ctx.invoked_subcommand is not None:
         return
     summary = run_train(config_path, enable_cache=not no_cache, deploy=True)
@@ -250,6 +296,11 @@ def cli(ctx: click.Context, config_path: Path, no_cache: bool, as_json: bool) ->
     "naming the capture group, instead of --group-pattern.",
 )
 @click.option("--s3-endpoint", help="S3 API endpoint, e.g. http://127.0.0.1:5000 for a local server.")
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Hand the pipeline to the stack's orchestrator with its schedules.data instead of running it now.",
+)
 @no_cache_option
 @json_option
 def data(
@@ -260,6 +311,7 @@ def data(
     group_pattern: str | None,
     group_field: str | None,
     s3_endpoint: str | None,
+    schedule: bool,
     no_cache: bool,
     as_json: bool,
 ) -> None:
@@ -278,7 +330,10 @@ def data(
         "group_field": group_field,
         "s3_endpoint": s3_endpoint,
     }
-    summary, _ = run_data(config_path, overrides, enable_cache=not no_cache)
+    summary, _ = run_data(config_path, overrides, enable_cache=not no_cache, schedule=schedule)
+    if schedule:
+        emit(summary, as_json, [f"Data pipeline scheduled ({summary['schedule']}) on {summary['source']}"])
+        return
     emit(summary, as_json, data_lines(summary))
 
 
@@ -743,6 +798,144 @@ def stack_register(env: str, no_activate: bool, as_json: bool) -> None:
         fail(str(exc))
     info = {"registered": name, **describe_active_stack()}
     emit(info, as_json, [f"Stack {name} registered; active: {info['stack']}"])
+
+
+@stack.command("check")
+@click.argument("env", type=click.Choice(ENVIRONMENTS))
+@json_option
+def stack_check(env: str, as_json: bool) -> None:
+    """Check stacks/ENV.yaml against ZenML's flavor classes, offline: no store, no
+    cloud (its ${VARIABLES} must be set; their values are checked too)."""
+    from stacks.spec import StackError, validate
+
+    try:
+        spec = validate(env)
+    except StackError as exc:
+        fail(str(exc))
+        raise
+    components = {kind: c["flavor"] for kind, c in (spec.get("components") or {}).items()}
+    lines = [f"stacks/{env}.yaml is valid: " + ", ".join(f"{k} {v}" for k, v in components.items())]
+    emit({"env": env, "valid": True, "components": components}, as_json, lines)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address both servers bind to.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8237, show_default=True, help="ZenML's port.")
+@click.option(
+    "--mlflow-port",
+    type=click.IntRange(0, 65535),
+    default=5000,
+    show_default=True,
+    help="The MLflow UI's port (0: no MLflow UI).",
+)
+def dashboard(host: str, port: int, mlflow_port: int) -> None:
+    """Serve ZenML's dashboard (runs, artifacts and their visualizations) and the MLflow
+    UI of the active stack, offline, until Ctrl-C; prints both URLs.
+
+    \b
+    python run.py dashboard
+    python run.py --stack local-s3 dashboard --port 8300 --mlflow-port 5300
+    """
+    import threading
+
+    from zenml.config.global_config import GlobalConfiguration
+    from zenml.enums import StoreType
+
+    from stacks import dashboard as dash
+    from stacks.bootstrap import ensure_stack
+
+    store = GlobalConfiguration().store_configuration
+    if store.type == StoreType.REST:
+        fail(
+            f"this client uses the ZenML server {store.url}: its dashboard is there (`zenml logout` to go local)"
+        )
+    ensure_stack("local", activate=not _has_active_stack())
+    dash.skip_onboarding()
+    uri = dash.tracking_uri()
+    mlflow = dash.start_mlflow_ui(uri, host, mlflow_port) if uri and mlflow_port else None
+    zen_url = f"http://{host}:{port}"
+    mlflow_url = f"http://{host}:{mlflow_port}" if mlflow else None
+    click.echo(f"ZenML dashboard  {zen_url}")
+    click.echo(f"MLflow UI        {mlflow_url or '(none)'}  tracking store {uri}")
+
+    def announce() -> None:
+        ok = dash.wait_for(f"{zen_url}/health", 120) and (not mlflow_url or dash.wait_for(mlflow_url, 120))
+        click.echo("Both answer; Ctrl-C stops them." if ok else "error: a server did not come up", err=not ok)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        dash.serve_zenml(host, port)
+    finally:
+        dash.stop(mlflow)
+
+
+@cli.command("trigger-server")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="0: any free port."
+)
+@click.option(
+    "--token-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding the bearer token (else $VISIONLOOP_TRIGGER_TOKEN).",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=REPO_ROOT / "configs",
+    show_default=True,
+    help="The use-case configurations a request may name.",
+)
+@click.option("--default-config", default="metal_tags", show_default=True, help="When a request names none.")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="Run logs (default: <cache>/trigger).")
+@click.pass_context
+def trigger_server(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    token_file: Path | None,
+    config_dir: Path,
+    default_config: str,
+    state_dir: Path | None,
+) -> None:
+    """Start training runs over HTTP: `POST /v1/runs` with `Authorization: Bearer
+    TOKEN` and `{"job": "train"|"main", "config": NAME}`; `GET /v1/runs/ID` for its state.
+
+    \b
+    openssl rand -hex 32 > trigger-token
+    python run.py trigger-server --token-file trigger-token
+    curl -H "Authorization: Bearer $(cat trigger-token)" -d '{"job": "train"}' http://127.0.0.1:8787/v1/runs
+    """
+    import logging
+    import os
+
+    from visionloop.config import cache_dir
+    from visionloop.trigger import TriggerHTTPServer, TriggerService
+
+    token = token_file.read_text().strip() if token_file else os.environ.get("VISIONLOOP_TRIGGER_TOKEN", "")
+    if not token:
+        fail("no token: pass --token-file FILE or set $VISIONLOOP_TRIGGER_TOKEN (openssl rand -hex 32)")
+    stack_env = ctx.find_root().params.get("stack_env")
+    prefix = [sys.executable, str(REPO_ROOT / "run.py"), *(["--stack", stack_env] if stack_env else [])]
+
+    def command(job: str, config: Path) -> list[str]:
+        return [*prefix, *([] if job == "main" else [job]), "--config", str(config), "--json"]
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        service = TriggerService(token, config_dir, state_dir or cache_dir() / "trigger", command)
+    except ValueError as exc:
+        fail(str(exc))
+        raise
+    server = TriggerHTTPServer((host, port), service, default_config)
+    click.echo(f"Trigger listening on http://{host}:{server.server_address[1]}  (configs in {config_dir})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+        server.server_close()
 
 
 if __name__ == "__main__":
