@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+scripts/chromium.sh  # headless Chromium for the dashboard browser test (apt-get when missing)
 VENV="${VISIONLOOP_VENV:-.venv}"
 export PATH="$PWD/$VENV/bin:$PATH"
 # The Label Studio server (its own venv) installs while lint and type checks run; the

@@ -1,0 +1,180 @@
+"""``python run.py dashboard`` in a real browser: after a data pipeline run, headless
+Chromium (Debian's chromium + chromium-driver, driven by selenium; scripts/chromium.sh
+installs them) opens the local ZenML dashboard, finds the run in the run list, opens
+it, clicks the data set artifact and sees its visualization (the sample grid image);
+the MLflow UI answers too. Screenshots are kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.factories import detection_set
+from tests.moto_server import free_port
+
+CHROMIUM = Path(os.environ.get("VISIONLOOP_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("VISIONLOOP_CHROMEDRIVER", "/usr/bin/chromedriver"))
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+]
+WAIT_S = 90
+
+
+def require_browser() -> None:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        pytest.fail(
+            f"headless Chromium is missing ({', '.join(missing)}): scripts/chromium.sh installs "
+            "Debian's chromium and chromium-driver with apt-get (as root); make test runs it"
+        )
+
+
+@pytest.fixture(scope="module")
+def data_run(zenml_stack: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from pipelines.launch import run_data_pipeline
+    from visionloop.config import VisionloopConfig
+
+    data = detection_set(tmp_path_factory.mktemp("browser") / "squares", n=12, size=64, seed=21)
+    config = VisionloopConfig.model_validate(
+        {"name": "browser", "data": {"source": str(data), "format": "yolo"}}
+    )
+    return run_data_pipeline(config.data).run
+
+
+@pytest.fixture(scope="module")
+def dashboard(data_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """``run.py dashboard`` on free loopback ports, stopped (with its MLflow UI) at the end."""
+    port, mlflow_port = free_port(), free_port()
+    output = tmp_path_factory.mktemp("dashboard") / "dashboard.log"
+    log = open(output, "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO_ROOT / "run.py"),
+            "dashboard",
+            "--port",
+            str(port),
+            "--mlflow-port",
+            str(mlflow_port),
+        ],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # one process group with the MLflow UI it starts
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "Both answer" not in output.read_text():
+            failed = re.search(r"^error:", output.read_text(), flags=re.M)
+            if proc.poll() is not None or time.monotonic() > deadline or failed:
+                raise AssertionError(f"run.py dashboard did not come up:\n{output.read_text()[-4000:]}")
+            time.sleep(0.5)
+        text = output.read_text()
+        zen = re.search(r"ZenML dashboard\s+(http://\S+)", text)
+        mlflow = re.search(r"MLflow UI\s+(http://\S+)", text)
+        assert zen and mlflow, text
+        yield {"zenml": zen.group(1), "mlflow": mlflow.group(1), "log": str(output)}
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='visionloop-chromium-')}"]:
+        options.add_argument(flag)
+    # a driver path given: selenium's driver manager (which downloads) is never used
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"dashboard-{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+def test_dashboard_shows_the_run_and_an_artifact_visualization(
+    dashboard: dict[str, str], browser: Any, data_run: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, WAIT_S)
+    try:
+        browser.get(f"{dashboard['zenml']}/projects/default/runs")
+        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(text(), '{data_run.name}')]")))
+        screenshot(browser, "runs")
+
+        browser.get(f"{dashboard['zenml']}/projects/default/runs/{data_run.id}")
+        node = wait.until(
+            ec.element_to_be_clickable((By.XPATH, "//*[normalize-space(text())='image_dataset']"))
+        )
+        node.click()
+        tab = wait.until(
+            ec.element_to_be_clickable(
+                (By.XPATH, "(//*[@role='tab'][normalize-space(.)='Visualization'])[last()]")
+            )
+        )
+        tab.click()
+        # the dashboard asks before it loads a visualization
+        wait.until(
+            ec.element_to_be_clickable((By.XPATH, "//button[normalize-space(.)='Load Preview']"))
+        ).click()
+        # the data set's first visualization: the sample grid (PNG) the materializer wrote
+        wait.until(
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll('img')].some("
+                "i => i.complete && i.naturalWidth > 200 && i.naturalHeight > 100)"
+            )
+        )
+        shot = screenshot(browser, "artifact-visualization")
+        assert shot.stat().st_size > 20_000
+    except Exception:
+        screenshot(browser, "failure")
+        raise
+
+    browser.get(dashboard["mlflow"])
+    wait.until(lambda d: "Experiments" in d.find_element(By.TAG_NAME, "body").text)  # rendered, not loading
+    screenshot(browser, "mlflow")
