@@ -7,7 +7,9 @@ QUARANTINE_REPORT = "quarantine_report"
 IMAGE_DATASET = "image_dataset"
 
 TRAINING_PIPELINE = "visionloop_training"
-EXPERIMENT_TRACKER = "visionloop-mlflow"  # every stack file registers its tracker under this name
+# steps that log to MLflow use the active stack's experiment tracker, whatever its name
+# (each stack file registers its own: a local tracking store, or a tracking server)
+EXPERIMENT_TRACKER = True
 TUNING_RESULT = "tuning_result"
 MODEL_WEIGHTS = "model_weights"
 ONNX_MODEL = "onnx_model"
