@@ -50,6 +50,14 @@ class DriftDecision(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+def method_of(feature: str, settings: MonitorSettings) -> str:
+    """The stat test of a feature: ``prediction_method`` for prediction features (their
+    values have many ties: every image with nothing detected scores 0), else ``method``."""
+    if feature in settings.prediction_features and settings.prediction_method:
+        return settings.prediction_method
+    return settings.method
+
+
 def _report(
     reference: pd.DataFrame, current: pd.DataFrame, features: list[str], settings: MonitorSettings
 ) -> Any:
@@ -58,7 +66,7 @@ def _report(
 
     definition = DataDefinition(numerical_columns=features)
     report = Report(
-        [ValueDrift(column=f, method=settings.method, threshold=settings.threshold) for f in features]
+        [ValueDrift(column=f, method=method_of(f, settings), threshold=settings.threshold) for f in features]
     )
     return report.run(
         reference_data=Dataset.from_pandas(reference[features], data_definition=definition),
@@ -76,15 +84,16 @@ def compare(
     ]
     snapshot = _report(reference, current, features, settings)
     values = [m["value"] for m in snapshot.dict()["metrics"]]
-    lower_is_drift = settings.method in P_VALUE_METHODS
     out = []
     for name, value in zip(features, values, strict=True):
+        method = method_of(name, settings)
         score = float(value) if value is not None and math.isfinite(float(value)) else float("nan")
+        lower_is_drift = method in P_VALUE_METHODS
         drifted = (score < settings.threshold) if lower_is_drift else (score >= settings.threshold)
         out.append(
             FeatureDrift(
                 feature=name,
-                method=settings.method,
+                method=method,
                 score=score,
                 threshold=settings.threshold,
                 drifted=bool(drifted),
