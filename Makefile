@@ -17,3 +17,6 @@ bench: install
 
 lint: install
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime run.py
+
+dashboard: install
+	.venv/bin/python run.py dashboard

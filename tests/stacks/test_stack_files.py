@@ -244,3 +244,22 @@ def test_stack_check_command(cloud_env: None, tmp_path: Path, monkeypatch: pytes
         "max_paralelism is not a field of ZenML's KubernetesOrchestratorConfig (did you mean max_parallelism?)"
         in result.output
     )
+
+
+def test_ci_tests_every_push_and_deploys_from_main_with_what_the_stacks_need() -> None:
+    import re
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "push" in triggers
+    test, deploy = workflow["jobs"]["test"], workflow["jobs"]["train-and-deploy"]
+    assert any(step.get("run") == "make test" for step in test["steps"])
+    assert deploy["needs"] == "test" and "refs/heads/main" in deploy["if"]
+    runs = " ".join(step.get("run", "") for step in deploy["steps"])
+    assert 'run.py --stack "$VISIONLOOP_STACK"' in runs and "stack check" in runs
+    for env in ("kubernetes", "sagemaker"):
+        text = (REPO_ROOT / "stacks" / f"{env}.yaml").read_text()
+        needed = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))  # those without a default
+        assert needed <= set(deploy["env"]), (
+            f"{env}: the deploy job does not set {needed - set(deploy['env'])}"
+        )
