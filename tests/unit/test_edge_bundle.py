@@ -1,0 +1,137 @@
+"""The edge runtime's bundle: routing, the product of the probabilities, the fallback to
+the parent below the child threshold (from the manifest or the runtime's override),
+refusing nodes that do not fit, the self-test, and a runtime serving a bundle from a
+signed channel and swapping to the next one."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge_runtime.bundle import LoadedBundle, fit_problems
+from edge_runtime.channel import ChannelClient
+from edge_runtime.model import ModelRejected
+from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
+from edge_runtime.serving import load_served
+from edge_runtime.storage import LocalStore
+from tests.deploy.channel_helpers import key
+from tests.hierarchy.helpers import CHILD_W, colour_classifier, colour_models, edge_bundle, manifest, solid
+from visionloop.deploy.channel import ChannelPublisher
+from visionloop.hierarchy.release import bundle_release, hierarchy_section
+
+RED_BLUE = (230, 20, 200)  # vehicle, surely; blue: ship, fairly sure
+RED_GREY = (230, 20, 38)  # vehicle; the child is unsure (ship, about 0.55)
+GREEN = (20, 230, 0)  # animal; no blue: cat
+
+
+def probs(rgb: tuple[int, int, int]) -> tuple[float, float]:
+    r, g, b = (c / 255 for c in rgb)
+    parent = 1 / (1 + np.exp(-(8 * r - 8 * g) * 2))  # vehicle against animal
+    child = 1 / (1 + np.exp(-(8 * b - 1)))  # the second class against the first
+    return float(parent), float(child)
+
+
+def test_routes_through_the_parent_and_multiplies_the_probabilities() -> None:
+    bundle = edge_bundle(colour_models(), child_min_conf=0.6)
+    result = bundle.predict(Image.open(io.BytesIO(solid(RED_BLUE))))
+    p_parent, p_child = probs(RED_BLUE)
+    assert result.group == "vehicle" and result.leaf == "ship" and not result.fallback
+    assert [s["node"] for s in result.path] == ["parent", "vehicle"]
+    assert result.path[0]["prob"] == pytest.approx(p_parent, abs=1e-3)
+    assert result.path[1]["prob"] == pytest.approx(p_child, abs=1e-3)
+    assert result.product == pytest.approx(p_parent * p_child, abs=1e-3) and result.prob == result.product
+    doc = result.to_dict()
+    assert doc["answer"] == "ship" and doc["level"] == "leaf" and doc["path"][1]["model"] == "toy-vehicle"
+
+
+def test_falls_back_to_the_parent_below_the_child_threshold() -> None:
+    bundle = edge_bundle(colour_models(), child_min_conf=0.6)
+    image = Image.open(io.BytesIO(solid(RED_GREY)))
+    result = bundle.predict(image)
+    assert result.leaf_prob < 0.6 and result.fallback
+    assert result.answer == "vehicle" and result.to_dict()["level"] == "group"
+    assert result.prob == pytest.approx(result.group_prob)
+    assert not bundle.predict(image, child_min_conf=0.4).fallback  # the threshold is configurable
+    animal = bundle.predict(Image.open(io.BytesIO(solid(GREEN))))
+    assert animal.group == "animal" and animal.answer == "cat"
+
+
+def test_fit_problems_name_the_node_its_classes_and_the_declaration() -> None:
+    models = colour_models()
+    assert fit_problems(hierarchy_section(manifest(models))) == []
+    problems = fit_problems(hierarchy_section(manifest(models, vehicle_classes=["cat", "frog"])))
+    assert len(problems) == 1
+    assert "toy-vehicle version 1 of group 'vehicle'" in problems[0]
+    assert "['cat', 'frog']" in problems[0] and "['airplane', 'ship']" in problems[0]
+
+
+def publish(root: Path, version: str, models: dict[str, bytes], **kw: object) -> None:
+    m = manifest(models, **kw)  # type: ignore[arg-type]
+    samples = [solid(RED_BLUE), solid(GREEN), solid(RED_GREY)]
+    release = bundle_release(
+        "toy-bundle", version, m, models, edge_bundle(models, m.child_min_conf), samples, 0.5, {}
+    )
+    publisher = ChannelPublisher(LocalStore(root), key(1))
+    publisher.publish(release)
+    publisher.set_pointer("toy-bundle", "production", version, reason="test")
+
+
+def test_device_refuses_a_bundle_whose_nodes_do_not_fit(tmp_path: Path) -> None:
+    models = colour_models()
+    publish(tmp_path / "channel", "1", models, vehicle_classes=["cat", "frog"])
+    client = ChannelClient(LocalStore(tmp_path / "channel"), key(1).public_raw)
+    verified = client.fetch_stage("toy-bundle", "production", tmp_path / "device")
+    assert verified is not None
+    with pytest.raises(ModelRejected, match="do not fit together: child toy-vehicle version 1"):
+        load_served(verified)
+
+
+def test_device_refuses_a_bundle_that_fails_its_self_test(tmp_path: Path) -> None:
+    models = colour_models()
+    publish(tmp_path / "channel", "1", models)
+    client = ChannelClient(LocalStore(tmp_path / "channel"), key(1).public_raw)
+    verified = client.fetch_stage("toy-bundle", "production", tmp_path / "device")
+    assert verified is not None
+    assert isinstance(load_served(verified), LoadedBundle)
+    # the same verified folder with a child that answers the other way round
+    (verified.path / "children" / "vehicle.onnx").write_bytes(colour_classifier(-CHILD_W))
+    with pytest.raises(ModelRejected, match="self-test of the bundle failed"):
+        load_served(verified)
+
+
+def test_runtime_serves_a_bundle_spools_fallbacks_and_swaps_to_the_next(tmp_path: Path) -> None:
+    models = colour_models()
+    channel = tmp_path / "channel"
+    publish(channel, "1", models)
+    config = RuntimeConfig(model="toy-bundle", state_dir=tmp_path / "state", device_id="test", threads=1)
+    runtime = EdgeRuntime(config, ChannelClient(LocalStore(channel), key(1).public_raw), None)
+    runtime.start(background=False)
+    assert runtime.agent.check_once() and runtime.current is not None and runtime.current.version_id == "1"
+    sure = runtime.predict(solid(RED_BLUE))
+    assert sure["hierarchy"]["answer"] == "ship" and sure["feedback"] is None
+    assert sure["version"] == "1" and len(sure["hierarchy"]["path"]) == 2
+    unsure = runtime.predict(solid(RED_GREY, fmt="JPEG"))
+    assert unsure["hierarchy"]["fallback"] and unsure["hierarchy"]["answer"] == "vehicle"
+    assert (
+        unsure["feedback"]["reason"].startswith("child vehicle below 0.6")
+        and unsure["feedback"]["spool"] == "spooled"
+    )
+    line = json.loads(runtime.predlog.path.read_text().splitlines()[-1])
+    assert line["version"] == "1" and line["feedback"] == unsure["feedback"]["reason"]
+    assert runtime.health()["status"] == "ok"
+
+    # a new bundle version (a stricter threshold): the agent swaps to it
+    publish(channel, "2", models, child_min_conf=0.999)
+    assert runtime.agent.check_once() and runtime.current.version_id == "2"  # type: ignore[union-attr]
+    assert runtime.predict(solid(RED_BLUE))["hierarchy"]["fallback"]
+    described = runtime.current.describe()  # type: ignore[union-attr]
+    assert described["task"] == "hierarchy" and described["children"]["vehicle"]["classes"] == [
+        "airplane",
+        "ship",
+    ]
+    runtime.stop()
