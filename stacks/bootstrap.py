@@ -80,6 +80,29 @@ def ensure_secrets(env: str) -> None:
             client.update_secret(name, add_or_update_values=values)
 
 
+def check_secret_references(env: str, components: dict[str, Any]) -> None:
+    """Every ``{{secret.key}}`` in a component's configuration names a ZenML secret
+    that exists and has that key; otherwise the error says how to create it."""
+    from zenml.client import Client
+    from zenml.utils.secret_utils import is_secret_reference, parse_secret_reference
+
+    client = Client()
+    for kind, comp in components.items():
+        for field, value in (comp.get("configuration") or {}).items():
+            if not is_secret_reference(value):
+                continue
+            ref = parse_secret_reference(value)
+            try:
+                values = client.get_secret(ref.name, allow_partial_name_match=False).secret_values
+            except KeyError:
+                values = None
+            if values is None or ref.key not in values:
+                raise StackError(
+                    f"stacks/{env}.yaml: components.{kind}.configuration.{field} needs the ZenML secret "
+                    f"{ref.name!r} with the key {ref.key!r}: `zenml secret create {ref.name} --{ref.key}=...`"
+                )
+
+
 def ensure_stack(env: str = "local", activate: bool = True) -> str:
     """Register the stack of ``env`` if missing (or bring its components in line with
     the file) and activate it; return its name."""
@@ -114,6 +137,7 @@ def ensure_stack(env: str = "local", activate: bool = True) -> str:
     if changes or not client.list_stacks(name=stack_name).items:
         validate(env)  # a typo fails here, naming the file and field, before anything is written
     ensure_secrets(env)
+    check_secret_references(env, wanted)
     components: dict[StackComponentType, str] = {}
     for _kind, ctype, name, flavor, configuration, found in plan:
         if found is None:

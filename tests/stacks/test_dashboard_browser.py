@@ -52,9 +52,21 @@ def require_browser() -> None:
 
 @pytest.fixture(scope="module")
 def data_run(zenml_stack: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The session's latest completed data pipeline run on the local stack (the
+    integration tests leave some), else a new one on a small generated set."""
+    from zenml.client import Client
+
     from pipelines.launch import run_data_pipeline
+    from visionloop import constants
     from visionloop.config import VisionloopConfig
 
+    client = Client()
+    stack_id = client.get_stack(zenml_stack).id
+    runs = client.list_pipeline_runs(
+        pipeline=constants.DATA_PIPELINE, stack_id=stack_id, status="completed", size=1
+    ).items
+    if runs:
+        return runs[0]
     data = detection_set(tmp_path_factory.mktemp("browser") / "squares", n=12, size=64, seed=21)
     config = VisionloopConfig.model_validate(
         {"name": "browser", "data": {"source": str(data), "format": "yolo"}}
