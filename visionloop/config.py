@@ -155,7 +155,8 @@ class MonitorSettings(StrictModel):
     features: list[str] = Field(default_factory=lambda: list(IMAGE_FEATURES))
     # compared with the production model's answers on the held-out splits
     prediction_features: list[str] = Field(default_factory=lambda: ["max_score", "boxes", "mean_box_area"])
-    prediction_method: str | None = None  # None: ``method`` (Evidently 0.7's mannw gave p = 1 for a clear drop)
+    # None: ``method`` (Evidently 0.7's mannw gave p = 1 for a clear drop in a check here)
+    prediction_method: str | None = None
     method: str = "ks"
     threshold: float = Field(0.001, gt=0)
     min_drifted_features: int = Field(1, ge=1)

@@ -117,7 +117,9 @@ def decide(
     ``predictions``: the model's prediction features on held-out reference images."""
     reference_images = len(reference)
     if predictions is not None and len(predictions):
-        reference = pd.concat([reference.drop(columns=list(predictions.columns), errors="ignore"), predictions])
+        reference = pd.concat(
+            [reference.drop(columns=list(predictions.columns), errors="ignore"), predictions]
+        )
         reference = reference.reset_index(drop=True)
     decision = DriftDecision(
         reference=reference_id,
