@@ -14,6 +14,7 @@ bench: install
 	.venv/bin/python benchmarks/data_qa.py
 	.venv/bin/python benchmarks/quantize_check.py --workdir /tmp/visionloop-qc
 	.venv/bin/python benchmarks/training_overhead.py
+	.venv/bin/python benchmarks/hierarchy.py --weights abd
 
 lint: install
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime run.py

@@ -77,12 +77,19 @@ def parity_ok(figures: dict[str, float]) -> bool:
     )
 
 
-def make_bundle(manifest: BundleManifest, models: dict[str, bytes]) -> HierarchyBundle:
+def make_bundle(
+    manifest: BundleManifest, models: dict[str, bytes], threads: int | None = None
+) -> HierarchyBundle:
     """The edge runtime's bundle from a manifest and each node's ONNX bytes (keyed
-    ``parent`` and by group)."""
+    ``parent`` and by group); ``threads``: onnxruntime's intra-op threads per node."""
     nodes = {
         key: Node(
-            key, n.model, n.version, n.task, list(n.classes), OnnxClassifier(models[key], list(n.classes))
+            key,
+            n.model,
+            n.version,
+            n.task,
+            list(n.classes),
+            OnnxClassifier(models[key], list(n.classes), threads),
         )
         for key, n in manifest.nodes.items()
     }
