@@ -16,6 +16,7 @@ from typing import Any
 from zenml.models import PipelineRunResponse
 
 from pipelines.launch import cached_steps, code_commit, output
+from stacks.options import run_options
 from visionloop import constants
 from visionloop.config import REPO_ROOT
 from visionloop.hierarchy.dataset import ClassificationDataset
@@ -167,7 +168,9 @@ def train_node(
         description=f"visionloop {node} classifier of {spec.name}",
         tags=["visionloop", spec.name, "hierarchy"],
     )
-    run = hierarchy_node_pipeline.with_options(enable_cache=enable_cache, model=model)(
+    run = hierarchy_node_pipeline.with_options(
+        enable_cache=enable_cache, model=model, **run_options(hierarchy_node_pipeline)
+    )(
         dataset_artifact_id=artifact_id,
         node=node,
         model_name=name,
@@ -220,7 +223,9 @@ def run_hierarchy(
         )
     with_flat = spec.flat.enabled if compare_flat is None else compare_flat
     node_names = [*spec.nodes, *([FLAT] if with_flat else [])]
-    data_run = hierarchy_data_pipeline.with_options(enable_cache=enable_cache)(
+    data_run = hierarchy_data_pipeline.with_options(
+        enable_cache=enable_cache, **run_options(hierarchy_data_pipeline)
+    )(
         spec=spec.model_dump(),
         source_fingerprint=fingerprint(open_source(spec.data.source)),
         nodes=node_names,
@@ -301,7 +306,7 @@ def run_bundle(result: HierarchyRunResult, channel: str | None, flat_version: st
         description=f"visionloop bundle of {spec.name}: which parent and child versions belong together",
         tags=["visionloop", spec.name, "hierarchy", "bundle"],
     )
-    run = hierarchy_bundle_pipeline.with_options(model=model)(
+    run = hierarchy_bundle_pipeline.with_options(model=model, **run_options(hierarchy_bundle_pipeline))(
         leaf_artifact_id=result.leaf_artifact_id,
         spec=spec.model_dump(),
         pins={k: n.version for k, n in result.nodes.items()},

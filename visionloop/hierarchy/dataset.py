@@ -12,7 +12,6 @@ not change (that is what lets one child retrain alone).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections import Counter
 from dataclasses import replace
@@ -24,6 +23,7 @@ from pydantic import BaseModel, Field
 from pydantic.dataclasses import dataclass
 
 from visionloop.data.blobstore import BlobStore
+from visionloop.data.qa import pillow_open
 from visionloop.hierarchy.spec import FLAT, PARENT, HierarchyData, HierarchySpec
 
 SCHEMA = 1
@@ -179,10 +179,10 @@ def ingest(root: Path, spec: HierarchySpec, blobs: BlobStore) -> tuple[Classific
         data = (root / path).read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         try:
-            with Image.open(io.BytesIO(data)) as img:
+            with pillow_open(data) as img:  # Pillow's own opener: not ultralytics' patched one
                 img.load()
                 width, height = img.size
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             report.rejected.append({"path": path, "rule": "undecodable", "reason": str(exc)})
             continue
         if min(width, height) < spec.data.min_side:
