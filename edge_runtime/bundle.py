@@ -34,7 +34,7 @@ from PIL import Image
 from edge_runtime import classifier as cls
 from edge_runtime import selftest as det_selftest
 from edge_runtime.channel import VerifiedVersion
-from edge_runtime.classifier import Classification, OnnxClassifier, top_classes
+from edge_runtime.classifier import OnnxClassifier, top_classes
 from edge_runtime.detector import Detection, OnnxDetector
 from edge_runtime.model import ModelRejected, Thresholds
 
@@ -301,7 +301,3 @@ def load_bundle(verified: VerifiedVersion, threads: int | None = None) -> Loaded
             f"{what}: self-test of the bundle failed, {len(problems)} problems: {problems[:3]}"
         )
     return LoadedBundle(verified, bundle, str(manifest["model_file"]), Thresholds.from_manifest(manifest))
-
-
-def top_dicts(found: list[Classification]) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in found]

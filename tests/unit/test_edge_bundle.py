@@ -135,3 +135,36 @@ def test_runtime_serves_a_bundle_spools_fallbacks_and_swaps_to_the_next(tmp_path
         "ship",
     ]
     runtime.stop()
+
+
+def test_a_detector_child_answers_with_its_best_detection_or_falls_back(abd_onnx: Path) -> None:
+    """A group's child may be a detector: its best detection names the leaf, its score
+    is the child's probability; nothing detected falls back to the parent's group."""
+    from edge_runtime.bundle import HierarchyBundle, Node
+    from edge_runtime.classifier import OnnxClassifier
+    from edge_runtime.detector import OnnxDetector
+    from tests.conftest import METAL_TAGS
+    from tests.hierarchy.helpers import GROUPS
+
+    models = colour_models()
+    detector = OnnxDetector(abd_onnx, conf=0.05)
+    parent = Node(
+        "parent", "toy-parent", "1", "classify", ["animal", "vehicle"], OnnxClassifier(models["parent"])
+    )
+    children = {
+        "vehicle": Node("vehicle", "coco", "1", "detect", detector.class_names, detector=detector),
+        "animal": Node(
+            "animal", "toy-animal", "1", "classify", GROUPS["animal"], OnnxClassifier(models["animal"])
+        ),
+    }
+    bundle = HierarchyBundle(parent, children, child_min_conf=0.05)
+    tag = Image.open(sorted(METAL_TAGS.glob("*/*.jpg"))[0]).convert("RGB")
+    reddish = Image.blend(tag, Image.new("RGB", tag.size, (255, 0, 0)), 0.6)  # routed to vehicle
+    result = bundle.predict(reddish)
+    assert result.group == "vehicle" and result.path[1]["model"] == "coco"
+    assert result.detections and not result.fallback  # the ABD model finds something on a tag
+    best = result.detections[0]
+    assert result.leaf == best.class_name and result.leaf_prob == best.score
+    assert result.to_dict()["detections"][0]["class_name"] == best.class_name
+    empty = bundle.predict(Image.new("RGB", (320, 320), (255, 0, 0)))  # a flat red image: nothing
+    assert empty.group == "vehicle" and empty.fallback and empty.answer == "vehicle" and empty.leaf is None
