@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -863,6 +864,7 @@ def dashboard(host: str, port: int, mlflow_port: int) -> None:
         click.echo("Both answer; Ctrl-C stops them." if ok else "error: a server did not come up", err=not ok)
 
     threading.Thread(target=announce, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a `kill` stops the MLflow UI too
     try:
         dash.serve_zenml(host, port)
     finally:

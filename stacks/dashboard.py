@@ -10,6 +10,7 @@ directly, and the dashboard shows their runs as they happen.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,14 +84,21 @@ def start_mlflow_ui(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
+    """Stop ``mlflow ui`` and what it started (its uvicorn and job workers), which share
+    its process group: stopping only the parent would leave them running."""
+    if proc is None:
         return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=10)
+            if sig == signal.SIGTERM:
+                time.sleep(0.5)  # let the children follow their parent out
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def serve_zenml(host: str, port: int) -> None:
