@@ -32,7 +32,7 @@ class NodeOutcome:
     node: str
     model: str
     version: str
-    status: str  # trained | unchanged | kept | pinned
+    status: str  # trained | re-gated (training from the cache) | unchanged | kept | pinned
     dataset_version_id: str = ""
     test_top1: float | None = None
     train_seconds: float | None = None
@@ -114,13 +114,19 @@ def flat_settings(spec: HierarchySpec, datasets: dict[str, ClassificationDataset
     return settings.merged({"epochs": max(1, round(budget / flat_images))})
 
 
-def matching_version(model: str, dataset_version_id: str, digest: str) -> Any:
-    """The newest version of ``model`` trained on that data set version with those settings."""
+def matching_version(model: str, dataset_version_id: str, digest: str, gate: dict[str, Any]) -> Any:
+    """The newest version of ``model`` trained on that data set version with those
+    settings and judged by that gate (a changed gate re-runs the node's pipeline, whose
+    training steps then come from the cache)."""
     from steps.deployment import control_plane
 
     for v in sorted(control_plane.all_versions(model), key=lambda v: v.number, reverse=True):
         meta = v.run_metadata
-        if meta.get("dataset_version_id") == dataset_version_id and meta.get("settings_hash") == digest:
+        if (
+            meta.get("dataset_version_id") == dataset_version_id
+            and meta.get("settings_hash") == digest
+            and meta.get("gate_settings") == gate
+        ):
             return v
     return None
 
@@ -184,17 +190,18 @@ def train_node(
     run = run.get_hydrated_version()
     reg = output(run, "register_node", "node_registration")
     report = output(run, "evaluate_classifier", constants.NODE_REPORT)
+    cached = cached_steps(run)
     return NodeOutcome(
         node=node,
         model=name,
         version=reg.model_version,
-        status="trained",
+        status="re-gated" if "train_classifier" in cached else "trained",
         dataset_version_id=reg.dataset_version_id,
         test_top1=reg.test_top1,
         train_seconds=report.train_seconds,
         gate_passed=reg.gate_passed,
         run=run.name,
-        cached_steps=cached_steps(run),
+        cached_steps=cached,
     )
 
 
@@ -254,7 +261,7 @@ def run_hierarchy(
             continue
         settings = flat_settings(spec, datasets) if node == FLAT else spec.node_settings(node)
         digest = settings_hash(settings, spec.node_classes(node), fit_code())
-        same = None if retrain else matching_version(name, ds.version_id, digest)
+        same = None if retrain else matching_version(name, ds.version_id, digest, spec.gate.model_dump())
         if same is not None:
             outcomes[node] = _outcome(node, name, same, "unchanged", ds.version_id)
         else:

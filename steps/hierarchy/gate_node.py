@@ -67,6 +67,7 @@ def gate_node(
         "; ".join(decision.reasons),
     )
     log_metadata(
-        metadata={"gate_passed": decision.passed, "gate_reasons": decision.reasons}, infer_model=True
+        metadata={"gate_passed": decision.passed, "gate_reasons": decision.reasons, "gate_settings": gate},
+        infer_model=True,
     )
     return decision
