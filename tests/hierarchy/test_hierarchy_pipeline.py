@@ -180,7 +180,10 @@ def test_a_bundle_whose_child_was_trained_for_other_classes_is_refused(world: Wo
         {"vehicle": GROUPS["animal"], "animal": GROUPS["vehicle"]},
     )
     wrong = run_hierarchy(load_hierarchy(other), only=["vehicle"], deploy=False).nodes["vehicle"]
-    assert wrong.status == "trained" and wrong.model == f"{NAME}-vehicle"
+    # its data set has the animal child's records, so ZenML may take the training from the cache
+    assert wrong.status in ("trained", "re-gated") and wrong.model == f"{NAME}-vehicle"
+    classes = Client().get_model_version(f"{NAME}-vehicle", wrong.version).run_metadata["class_names"]
+    assert sorted(classes) == ["cat", "frog"]
 
     result = CliRunner().invoke(
         run.cli,
