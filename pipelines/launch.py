@@ -401,11 +401,14 @@ class LabelRunResult:
     labeling_round: Any
     merge: Any
     dataset_artifact_id: str
-    dataset_version_id: str
     production_version: str | None
     retrain_after: int
     training: TrainRunResult | None = None
     deployment: DeployRunResult | None = None
+
+    @property
+    def dataset_version_id(self) -> str:
+        return str(self.merge.version)
 
     @property
     def new_labels(self) -> int:
@@ -508,11 +511,9 @@ def run_labeling_pipeline(config: VisionloopConfig, retrain: bool = True) -> Lab
         labeling_round=output(run, "pull_annotations", constants.LABELING_ROUND),
         merge=output(run, "merge_labeled_images", constants.LABEL_MERGE),
         dataset_artifact_id=str(merged.id),
-        dataset_version_id="",
         production_version=production_version,
         retrain_after=config.label.retrain_after,
     )
-    result.dataset_version_id = str(result.merge.version)
     if retrain and result.triggered:
         result.training = run_training_pipeline(config, result.dataset_artifact_id)
         result.deployment = run_deployment_pipeline(
