@@ -7,19 +7,27 @@ The bundle's version folder holds every node's ONNX file, and its manifest pins 
         "name": "cifar10-tree",
         "groups": {"vehicle": ["airplane", ...], "animal": [...]},   # the declaration
         "parent": {"file": "parent.onnx", "model": ..., "version": ..., "classes": [groups]},
+        "tasks": {"vehicle": "classify", "tag": "detect"},                # optional
         "children": {"vehicle": {"file": "children/vehicle.onnx", "model": ..., "version": ...,
-                                 "task": "classify" | "detect", "classes": [...]}, ...},
+                                 "task": "classify" | "detect", "classes": [...],
+                                 "min_conf": 0.3,                 # optional, per child
+                                 "conf": 0.25, "iou": 0.7},       # a detector's box score and NMS IoU
+                     ...},
         "child_min_conf": 0.5
     }
 
 Routing: the parent names a group (its most probable class); that group's child names
-the leaf (a classifier's most probable class, or a detector's best detection). The
-answer carries the path with both probabilities and their product. When the child's
-probability is below ``child_min_conf`` (or a detector child finds nothing), the
-answer falls back to the parent's: the group, with the parent's probability.
+the leaf (a classifier's most probable class, or a detector's best box). The answer
+carries the path with both probabilities and their product; a detector child's answer
+also carries its boxes that reach the child threshold, each with its score and the
+score times the parent's probability. When the child's probability is below the child
+threshold (the child's ``min_conf``, else ``child_min_conf``; a runtime override wins
+over both), or no box of a detector child reaches it, the answer falls back to the
+parent's: the group, with the parent's probability.
 
 Loading refuses a bundle whose nodes do not fit together: the parent's classes must be
-the declared groups, and each child's classes the classes declared for its group.
+the declared groups, each child's classes the classes declared for its group, and,
+where the manifest declares the groups' tasks, each child of that task.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ class Node:
     classes: list[str]
     classifier: OnnxClassifier | None = None
     detector: OnnxDetector | None = None
+    min_conf: float | None = None  # the child threshold of this node, when not the bundle's
 
     def step(self, label: str, prob: float) -> dict[str, Any]:
         return {"node": self.key, "model": self.model, "version": self.version, "class": label, "prob": prob}
@@ -68,7 +77,10 @@ class HierarchyResult:
     fallback: bool
     path: list[dict[str, Any]]
     child_min_conf: float
-    detections: list[Detection] = field(default_factory=list)
+    detections: list[Detection] = field(
+        default_factory=list
+    )  # a detector child's boxes at or above the threshold
+    child_task: str = "classify"
 
     @property
     def answer(self) -> str:
@@ -93,8 +105,10 @@ class HierarchyResult:
             "child_min_conf": self.child_min_conf,
             "path": [{**p, "prob": round(float(p["prob"]), 6)} for p in self.path],
         }
-        if self.detections:
-            out["detections"] = [d.to_dict() for d in self.detections]
+        if self.child_task == "detect":
+            out["detections"] = [
+                {**d.to_dict(), "product": round(d.score * self.group_prob, 6)} for d in self.detections
+            ]
         return out
 
 
@@ -106,11 +120,17 @@ class HierarchyBundle:
         self.children = children
         self.child_min_conf = child_min_conf
 
+    def threshold(self, child: Node, override: float | None = None) -> float:
+        """The child threshold: the runtime's override, else the child's own, else the bundle's."""
+        if override is not None:
+            return override
+        return self.child_min_conf if child.min_conf is None else child.min_conf
+
     def predict(self, image: Image.Image, child_min_conf: float | None = None) -> HierarchyResult:
-        threshold = self.child_min_conf if child_min_conf is None else child_min_conf
         assert self.parent.classifier is not None
         top = top_classes(self.parent.classifier.probs(image), self.parent.classes, 1)[0]
         child = self.children[top.class_name]
+        threshold = self.threshold(child, child_min_conf)
         path = [self.parent.step(top.class_name, top.prob)]
         leaf: str | None = None
         leaf_prob = 0.0
@@ -119,9 +139,10 @@ class HierarchyBundle:
             best = child.classifier.predict(image, top=1)[0]
             leaf, leaf_prob = best.class_name, best.prob
         elif child.detector is not None:
-            detections = child.detector.predict(image)
-            if detections:
-                leaf, leaf_prob = detections[0].class_name, detections[0].score
+            found = child.detector.predict(image)  # boxes above the detector's conf, best first
+            if found:
+                leaf, leaf_prob = found[0].class_name, found[0].score
+            detections = [d for d in found if d.score >= threshold]
         path.append(child.step(leaf if leaf is not None else "(nothing detected)", leaf_prob))
         return HierarchyResult(
             group=top.class_name,
@@ -132,6 +153,7 @@ class HierarchyBundle:
             path=path,
             child_min_conf=threshold,
             detections=detections,
+            child_task=child.task,
         )
 
     # --- self-test --------------------------------------------------------------------
@@ -181,6 +203,7 @@ def fit_problems(hierarchy: dict[str, Any]) -> list[str]:
     """Why the nodes a bundle manifest pins do not fit its declared groups (empty: they
     fit). The same rule as the control plane's check before promotion."""
     groups: dict[str, list[str]] = hierarchy.get("groups") or {}
+    tasks: dict[str, str] = hierarchy.get("tasks") or {}
     parent = hierarchy.get("parent") or {}
     children: dict[str, dict[str, Any]] = hierarchy.get("children") or {}
     problems = []
@@ -193,7 +216,14 @@ def fit_problems(hierarchy: dict[str, Any]) -> list[str]:
         child = children.get(group)
         if child is None:
             problems.append(f"group {group!r} has no child model")
-        elif sorted(child.get("classes", [])) != sorted(classes):
+            continue
+        task = str(child.get("task", "classify"))
+        if group in tasks and task != tasks[group]:
+            problems.append(
+                f"child {child.get('model')} version {child.get('version')} of group {group!r} is a "
+                f"{task} model, the group declares a {tasks[group]} child"
+            )
+        if sorted(child.get("classes", [])) != sorted(classes):
             problems.append(
                 f"child {child.get('model')} version {child.get('version')} of group {group!r} was trained "
                 f"for the classes {sorted(child.get('classes', []))}, the group declares {sorted(classes)}"
@@ -237,7 +267,14 @@ class LoadedBundle:
             "hierarchy": m["hierarchy"].get("name"),
             "parent": {"model": b.parent.model, "version": b.parent.version, "classes": b.parent.classes},
             "children": {
-                g: {"model": c.model, "version": c.version, "task": c.task, "classes": c.classes}
+                g: {
+                    "model": c.model,
+                    "version": c.version,
+                    "task": c.task,
+                    "classes": c.classes,
+                    "min_conf": b.threshold(c),
+                    **({"conf": c.detector.conf, "iou": c.detector.iou} if c.detector is not None else {}),
+                }
                 for g, c in b.children.items()
             },
             "child_min_conf": b.child_min_conf,
@@ -254,19 +291,22 @@ def _node(verified: VerifiedVersion, key: str, entry: dict[str, Any], threads: i
     task = str(entry.get("task", "classify"))
     classes = [str(c) for c in entry.get("classes", [])]
     path = verified.file(str(entry["file"]))
+    min_conf = float(entry["min_conf"]) if entry.get("min_conf") is not None else None
     try:
         if task == "classify":
-            return Node(
-                key,
-                entry["model"],
-                str(entry["version"]),
-                task,
-                classes,
-                OnnxClassifier(path, classes, threads),
-            )
+            clf = OnnxClassifier(path, classes, threads)
+            return Node(key, entry["model"], str(entry["version"]), task, classes, clf, min_conf=min_conf)
         if task == "detect":
-            det = OnnxDetector(path, classes, conf=float(entry.get("conf", 0.25)), threads=threads)
-            return Node(key, entry["model"], str(entry["version"]), task, classes, detector=det)
+            det = OnnxDetector(
+                path,
+                classes,
+                conf=float(entry.get("conf", 0.25)),
+                iou=float(entry.get("iou", 0.7)),
+                threads=threads,
+            )
+            return Node(
+                key, entry["model"], str(entry["version"]), task, classes, detector=det, min_conf=min_conf
+            )
     except Exception as exc:  # onnxruntime raises its own types for a bad graph
         raise ModelRejected(f"{what}: node {key} ({entry['file']}) does not load: {exc}") from exc
     raise ModelRejected(f"{what}: node {key} has the unknown task {task!r}")

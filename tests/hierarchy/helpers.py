@@ -113,3 +113,66 @@ def tiny_cifar(
                 for f in sorted((CIFAR / split / c).iterdir())[:n]:
                     shutil.copy(f, target / f.name)
     return root
+
+
+METAL_TAGS = REPO_ROOT / "data" / "metal-tags"
+
+
+def tiny_metal_tags(root: Path, bad: int = 32, good: int = 4) -> Path:
+    """The first ``bad`` labelled photos with scratches and ``good`` without, copied from
+    the bundled metal-tags set with their rows of its ``labels.csv`` (the Ground Truth
+    CSV the detection importer reads)."""
+    import csv
+
+    with (METAL_TAGS / "labels.csv").open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    by_folder: dict[str, list[dict[str, str]]] = {"bad": [], "good": []}
+    for row in sorted(rows, key=lambda r: r["source_ref"]):
+        folder, name = row["source_ref"].rsplit("/", 2)[-2:]
+        if (METAL_TAGS / folder / name).is_file():
+            by_folder[folder].append(row)
+    chosen = by_folder["bad"][:bad] + by_folder["good"][:good]
+    for row in chosen:
+        folder, name = row["source_ref"].rsplit("/", 2)[-2:]
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(METAL_TAGS / folder / name, root / folder / name)
+    with (root / "labels.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(chosen)
+    return root
+
+
+def detector_manifest(
+    models: dict[str, bytes],
+    detector_classes: list[str],
+    declared: list[str] | None = None,
+    min_conf: float | None = 0.1,
+    task: str = "detect",
+) -> BundleManifest:
+    """A toy bundle whose ``vehicle`` child is a detector (``models["vehicle"]``, with the
+    classes ``detector_classes``; the group declares ``declared``, default the same)
+    and whose ``animal`` child is the colour classifier."""
+    import hashlib
+
+    base = manifest(models)
+    vehicle = BundleNode(
+        model="toy-detector",
+        version="1",
+        task=task,  # type: ignore[arg-type]
+        classes=detector_classes,
+        onnx_sha256=hashlib.sha256(models["vehicle"]).hexdigest(),
+        gate_passed=True,
+        conf=0.05,
+        iou=0.7,
+        min_conf=min_conf,
+    )
+    return base.model_copy(
+        update={
+            "groups": {"vehicle": declared or detector_classes, "animal": GROUPS["animal"]},
+            "tasks": {"vehicle": "detect", "animal": "classify"},
+            "children": {"vehicle": vehicle, "animal": base.children["animal"]},
+        }
+    )

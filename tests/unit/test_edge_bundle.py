@@ -168,3 +168,84 @@ def test_a_detector_child_answers_with_its_best_detection_or_falls_back(abd_onnx
     assert result.to_dict()["detections"][0]["class_name"] == best.class_name
     empty = bundle.predict(Image.new("RGB", (320, 320), (255, 0, 0)))  # a flat red image: nothing
     assert empty.group == "vehicle" and empty.fallback and empty.answer == "vehicle" and empty.leaf is None
+
+
+def tag_photo_reddish() -> bytes:
+    """A metal-tags photo tinted red, so the colour parent routes it to vehicle."""
+    from tests.conftest import METAL_TAGS
+
+    tag = Image.open(sorted(METAL_TAGS.glob("*/*.jpg"))[0]).convert("RGB")
+    buf = io.BytesIO()
+    Image.blend(tag, Image.new("RGB", tag.size, (255, 0, 0)), 0.6).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_a_detector_child_bundle_is_published_loaded_and_answers_with_boxes(
+    abd_onnx: Path, tmp_path: Path
+) -> None:
+    """A bundle whose vehicle child is a detector goes through the channel like any
+    bundle: the device loads it (fit, self-test with the detector's boxes), routes a
+    photo the parent sends to vehicle to the detector and answers with the path and the
+    boxes that reach the child's own threshold (0.1), each with score x parent probability;
+    an image where no box reaches it falls back to the parent's group."""
+    from edge_runtime.detector import OnnxDetector
+    from tests.hierarchy.helpers import detector_manifest
+    from visionloop.hierarchy import evaluate
+
+    models = {**colour_models(), "vehicle": abd_onnx.read_bytes()}
+    names = OnnxDetector(abd_onnx).class_names
+    m = detector_manifest(models, names, min_conf=0.1)
+    photo = tag_photo_reddish()
+    samples = [photo, solid(GREEN), solid((255, 0, 0), size=(320, 320))]
+    release = bundle_release("toy-bundle", "1", m, models, evaluate.make_bundle(m, models), samples, 0.5, {})
+    assert release.fields["hierarchy"]["tasks"] == {"vehicle": "detect", "animal": "classify"}
+    child = release.fields["hierarchy"]["children"]["vehicle"]
+    assert child["task"] == "detect" and child["conf"] == 0.05 and child["min_conf"] == 0.1
+    publisher = ChannelPublisher(LocalStore(tmp_path / "channel"), key(1))
+    publisher.publish(release)
+    publisher.set_pointer("toy-bundle", "production", "1", reason="test")
+    verified = ChannelClient(LocalStore(tmp_path / "channel"), key(1).public_raw).fetch_stage(
+        "toy-bundle", "production", tmp_path / "device"
+    )
+    assert verified is not None
+    loaded = load_served(verified)
+    assert isinstance(loaded, LoadedBundle)
+    described = loaded.describe()["children"]["vehicle"]
+    assert described["task"] == "detect" and described["min_conf"] == 0.1 and described["conf"] == 0.05
+
+    result = loaded.predict(Image.open(io.BytesIO(photo)))
+    assert result.group == "vehicle" and result.path[1]["model"] == "toy-detector"
+    doc = result.to_dict()
+    assert doc["detections"] and not doc["fallback"] and doc["answer"] == result.leaf
+    assert all(d["score"] >= 0.1 for d in doc["detections"])
+    for d in doc["detections"]:
+        assert d["product"] == pytest.approx(d["score"] * result.group_prob, abs=1e-5)
+    found = loaded.bundle.children["vehicle"].detector.predict(photo)  # type: ignore[union-attr]
+    below = [d for d in found if d.score < 0.1]
+    assert below and len(doc["detections"]) == len(found) - len(below)  # below 0.1: not returned
+    # a runtime override of the child threshold applies to a detector child too
+    assert loaded.predict(Image.open(io.BytesIO(photo)), child_min_conf=0.999).fallback
+
+    empty = loaded.predict(Image.new("RGB", (320, 320), (255, 0, 0))).to_dict()
+    assert empty["fallback"] and empty["answer"] == "vehicle" and empty["detections"] == []
+    assert empty["level"] == "group" and empty["prob"] == pytest.approx(empty["path"][0]["prob"], abs=1e-6)
+
+
+def test_fit_problems_cover_a_detector_child(abd_onnx: Path) -> None:
+    """A detector child must have been trained for its group's declared classes, and be a
+    detector where the group declares one."""
+    from edge_runtime.detector import OnnxDetector
+    from tests.hierarchy.helpers import detector_manifest
+
+    models = {**colour_models(), "vehicle": abd_onnx.read_bytes()}
+    names = OnnxDetector(abd_onnx).class_names
+    assert fit_problems(hierarchy_section(detector_manifest(models, names))) == []
+    wrong = fit_problems(hierarchy_section(detector_manifest(models, names, declared=["scratch"])))
+    assert wrong == [
+        f"child toy-detector version 1 of group 'vehicle' was trained for the classes {sorted(names)}, "
+        "the group declares ['scratch']"
+    ]
+    classifier = fit_problems(hierarchy_section(detector_manifest(models, names, task="classify")))
+    assert classifier == [
+        "child toy-detector version 1 of group 'vehicle' is a classify model, the group declares a detect child"
+    ]

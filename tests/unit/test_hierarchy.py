@@ -11,7 +11,8 @@ import pytest
 
 from tests.hierarchy.helpers import GROUPS, colour_models, manifest, tiny_cifar
 from visionloop.data.blobstore import LocalBlobStore
-from visionloop.hierarchy.dataset import ingest, node_dataset
+from visionloop.data.dataset import ImageDataset
+from visionloop.hierarchy.dataset import ingest, node_dataset, with_detector_group
 from visionloop.hierarchy.gate import bundle_checks, bundle_reasons, fit_checks, node_checks
 from visionloop.hierarchy.metrics import classifier_metrics, hierarchy_metrics
 from visionloop.hierarchy.spec import BundleGate, HierarchySpec, HierarchySpecError, NodeGate, load_hierarchy
@@ -144,3 +145,187 @@ def test_node_gate_and_bundle_gate() -> None:
         "the versions do not fit together: child toy-vehicle version 1 of group 'vehicle' was trained for the "
         "classes ['cat', 'frog'], the group declares ['airplane', 'ship']"
     ]
+
+
+# --- detector children ---------------------------------------------------------------
+
+
+def test_a_declaration_with_a_detector_child_loads() -> None:
+    spec = load_hierarchy(REPO / "configs" / "tags_tree.yaml")
+    assert spec.nodes == ["parent", "vehicle", "animal", "tag"] and spec.detector_groups == ["tag"]
+    assert spec.classifier_nodes == ["parent", "vehicle", "animal"]
+    tag = spec.groups["tag"]
+    assert tag.data is not None and Path(tag.data.source) == REPO / "data" / "metal-tags"
+    assert tag.data.class_names == ["scratch"] and tag.data.format == "ground-truth"
+    assert spec.detector_gate("tag").min_map50 == 0.5 and spec.detector_settings("tag").imgsz == 320
+    assert spec.child_min_conf("tag") == 0.3 and spec.child_min_conf("vehicle") == 0.5
+    assert spec.leaf_labels[-1] == "tag" and "scratch" not in spec.leaf_labels
+    assert spec.label_group["tag"] == "tag" and "scratch" not in spec.group_of
+    assert spec.tasks == {"vehicle": "classify", "animal": "classify", "tag": "detect"}
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({"task": "detect", "classes": ["scratch"]}, "needs `data:`"),
+        ({"classes": ["x", "y"], "data": {"source": "."}}, "belong to a detector child"),
+        (
+            {"task": "detect", "classes": ["scratch"], "data": {"source": ".", "class_names": ["dent"]}},
+            "differ from the group's classes",
+        ),
+    ],
+)
+def test_bad_detector_declarations_are_refused(group: dict, message: str, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "h.yaml"
+    groups = {"a": {"classes": ["p", "q"]}, "b": group}
+    path.write_text(yaml.safe_dump({"name": "h", "data": {"source": "."}, "groups": groups}))
+    with pytest.raises(HierarchySpecError, match=message):
+        load_hierarchy(path)
+
+
+def detection_set(blobs: LocalBlobStore, photos: list[Path], widen: float = 0.0) -> ImageDataset:
+    """A detection data set version of tag photos, one scratch box each, splits in turn."""
+    import hashlib
+
+    from PIL import Image
+
+    from visionloop.data.dataset import DatasetManifest
+    from visionloop.data.types import Box, ImageRecord, LabelStatus
+
+    records = []
+    for i, photo in enumerate(photos):
+        data = photo.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        blobs.put(sha, ".jpg", data)
+        w, h = Image.open(photo).size
+        records.append(
+            ImageRecord(
+                sha256=sha,
+                path=photo.name,
+                width=w,
+                height=h,
+                status=LabelStatus.LABELED,
+                boxes=[Box(0, 10.0, 10.0, 60.0 + widen, 80.0)],
+                source="test",
+                group=photo.name,
+                split=("train", "train", "val", "test")[i % 4],
+            )
+        )
+    return ImageDataset(DatasetManifest(class_names=["scratch"], records=records), blobs)
+
+
+def mixed_spec(source: Path) -> HierarchySpec:
+    groups: dict = {g: {"classes": c} for g, c in GROUPS.items()}
+    groups["tag"] = {"task": "detect", "classes": ["scratch"], "data": {"source": "."}}
+    return HierarchySpec.model_validate(
+        {"name": "mixed", "data": {"source": str(source), "val_fraction": 0.25}, "groups": groups}
+    )
+
+
+def test_a_detector_groups_images_join_the_leaf_set_as_whole_images(tmp_path: Path) -> None:
+    from tests.hierarchy.helpers import METAL_TAGS
+
+    data = tiny_cifar(tmp_path / "src", train=10, test=4)
+    spec = mixed_spec(data)
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    leaf, _ = ingest(data, spec, blobs)
+    assert leaf.class_names == ["airplane", "ship", "cat", "frog", "tag"] and len(leaf.records) == 56
+    photos = sorted((METAL_TAGS / "bad").iterdir())[:16]
+    joined, duplicates = with_detector_group(leaf, detection_set(blobs, photos), spec, "tag")
+    tags = [r for r in joined.records if r.label == "tag"]
+    assert duplicates == 0 and len(tags) == 16 and all(r.boxes and r.boxes[0].x2 == 60.0 for r in tags)
+    assert {r.split for r in tags} == {"train", "val", "test"}  # the detection set's splits, kept
+    parent = node_dataset(joined, spec, "parent")
+    assert parent.class_names == ["vehicle", "animal", "tag"]
+    train = parent.split("train")
+    assert {r.label for r in train} == {"vehicle", "animal", "tag"}
+    assert all(r.boxes is None for r in parent.records)  # whole images: the parent sees no boxes
+    per_group = [sum(r.label == g for r in train) for g in ("vehicle", "animal", "tag")]
+    assert per_group == [8, 8, 8]  # balanced by group: the tag group's 8 train photos are the fewest
+    vehicle = node_dataset(joined, spec, "vehicle")
+    assert (
+        vehicle.version_id == node_dataset(leaf, spec, "vehicle").version_id
+    )  # classifier children unchanged
+    with pytest.raises(ValueError, match="detector child"):
+        node_dataset(joined, spec, "tag")
+    # a box corrected: the leaf set changes (it keeps the boxes), the parent's does not
+    corrected, _ = with_detector_group(leaf, detection_set(blobs, photos, widen=4.0), spec, "tag")
+    assert corrected.version_id != joined.version_id
+    assert node_dataset(corrected, spec, "parent").version_id == parent.version_id
+    # a detection set of other classes than the group declares is refused
+    other = detection_set(blobs, photos)
+    other.manifest.class_names = ["dent"]
+    with pytest.raises(ValueError, match=r"has the classes \['dent'\], the group declares \['scratch'\]"):
+        with_detector_group(leaf, other, spec, "tag")
+
+
+def test_a_detector_route_through_the_bundle(abd_onnx: Path, tmp_path: Path) -> None:
+    """Photos the parent sends elsewhere lose their boxes: the route's mAP is the child's
+    on the photos routed to it; the routed share and the images routed in are counted."""
+    import io
+
+    from PIL import Image
+
+    from edge_runtime.detector import OnnxDetector
+    from tests.hierarchy.helpers import METAL_TAGS, detector_manifest
+    from visionloop.data.types import Box
+    from visionloop.hierarchy import evaluate
+    from visionloop.hierarchy.dataset import ClassRecord
+
+    models = {**colour_models(), "vehicle": abd_onnx.read_bytes()}
+    names = OnnxDetector(abd_onnx).class_names
+    m = detector_manifest(models, names)
+    bundle = evaluate.make_bundle(m, models)
+    detector = bundle.children["vehicle"].detector
+    assert detector is not None
+    records, images = [], []
+    photo = Image.open(sorted(METAL_TAGS.glob("*/*.jpg"))[0]).convert("RGB")
+    for i, tint in enumerate([(255, 0, 0), (255, 0, 0), (0, 255, 0), (0, 255, 0)]):
+        buf = io.BytesIO()
+        Image.blend(photo, Image.new("RGB", photo.size, tint), 0.6 - 0.1 * (i % 2)).save(buf, format="PNG")
+        data = buf.getvalue()
+        label = "vehicle" if i < 3 else "cat"  # the third photo is misrouted, the fourth a cat routed right
+        found = detector.predict(data, conf=0.1) if label == "vehicle" else []
+        boxes = [Box(d.class_id, *d.box) for d in found]  # its own boxes as the truth
+        records.append(
+            ClassRecord(sha256=str(i), path=str(i), label=label, split="test", width=1, height=1, boxes=boxes)
+        )
+        images.append(data)
+    results = evaluate.route_all(bundle, images)
+    assert [r.group for r in results] == ["vehicle", "vehicle", "animal", "animal"]
+    route = evaluate.detector_route(bundle, "vehicle", names, records, images, results)
+    assert route.images == 3 and route.routed == round(2 / 3, 4) and route.routed_in == 0
+    assert route.child_map50 > 0.9 and route.map50 < route.child_map50  # the misrouted photo's boxes lost
+    with_fallback, _ = evaluate.end_to_end(
+        results, [r.label for r in records], {"cat": "animal"}, {"vehicle"}
+    )
+    assert with_fallback.images == 1  # only the classifier group's image is scored as a leaf
+
+
+def test_bundle_gate_checks_each_detector_route() -> None:
+    from visionloop.hierarchy.types import DetectorRoute
+
+    models = colour_models()
+    route = DetectorRoute(
+        group="tag",
+        images=10,
+        routed=0.9,
+        fallback_rate=0.1,
+        map50=0.42,
+        map50_95=0.2,
+        child_map50=0.5,
+        child_map50_95=0.25,
+    )
+    e2e = hierarchy_metrics(["airplane"], ["airplane"], {"airplane": "vehicle"})
+    gate = BundleGate(min_top1=0.0, min_detector_map50=0.45, max_regression=0.01)
+    prod = route.model_copy(update={"map50": 0.6})
+    checks = bundle_checks(manifest(models), e2e, e2e, gate, "1", {"tag": route}, {"tag": prod})
+    failed = [c.name for c in checks if not c.passed]
+    assert failed == [
+        "detector tag: mAP50 through the bundle threshold",
+        "detector tag: mAP50 through the bundle against production",
+    ]
+    reasons = bundle_reasons(checks, "1")
+    assert reasons[0].startswith("detector tag: mAP50 through the bundle threshold: 0.42 is below 0.45")

@@ -2,8 +2,8 @@
 the content-addressed image store the detection data sets use.
 
 The version id is the sha256 of the canonical manifest: the class names and, per
-image, its hash, label, leaf label (node sets that label by group keep none), split
-and extension, in hash order. Where a file sat in the source is kept for display but
+image, its hash, label, leaf label (node sets that label by group keep none), split,
+extension and, for a detector group's image, its boxes, in hash order. Where a file sat in the source is kept for display but
 is not part of the id: the same images with the same labels give the same id, and a
 node's data set drawn from a new leaf version keeps its id when its own records did
 not change (that is what lets one child retrain alone).
@@ -23,7 +23,9 @@ from pydantic import BaseModel, Field
 from pydantic.dataclasses import dataclass
 
 from visionloop.data.blobstore import BlobStore
+from visionloop.data.dataset import ImageDataset
 from visionloop.data.qa import pillow_open
+from visionloop.data.types import Box
 from visionloop.hierarchy.spec import FLAT, PARENT, HierarchyData, HierarchySpec
 
 SCHEMA = 1
@@ -34,8 +36,10 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 @dataclass(slots=True, kw_only=True)
 class ClassRecord:
     """One image of a classification data set. ``label`` is the class this set trains
-    on (a leaf class, or a group in the parent's set); ``leaf`` the leaf class where it
-    differs and matters (the leaf data set's records carry it: None there too)."""
+    on (a leaf class, a detector group's name, or a group in the parent's set); ``leaf``
+    the leaf class where it differs and matters (the leaf data set's records carry it:
+    None there too). ``boxes``: a detector group's image's objects (xyxy pixels of the
+    stored image, class ids into the group's declared classes); None for the others."""
 
     sha256: str
     path: str
@@ -45,6 +49,7 @@ class ClassRecord:
     height: int
     ext: str = ".jpg"
     leaf: str | None = None
+    boxes: list[Box] | None = None
 
 
 class ClassificationManifest(BaseModel):
@@ -56,10 +61,18 @@ class ClassificationManifest(BaseModel):
     records: list[ClassRecord] = Field(default_factory=list)
 
 
+def canonical_row(r: ClassRecord) -> list[Any]:
+    row: list[Any] = [r.sha256, r.label, r.leaf or "", r.split, r.ext]
+    if r.boxes is not None:  # only a detector group's images: the others keep their ids
+        row.append(
+            [[b.class_id, round(b.x1, 3), round(b.y1, 3), round(b.x2, 3), round(b.y2, 3)] for b in r.boxes]
+        )
+    return row
+
+
 def manifest_version_id(manifest: ClassificationManifest) -> str:
     digest = hashlib.sha256(json.dumps([SCHEMA, manifest.class_names]).encode())
-    rows = sorted([r.sha256, r.label, r.leaf or "", r.split, r.ext] for r in manifest.records)
-    for row in rows:
+    for row in sorted((canonical_row(r) for r in manifest.records), key=lambda row: row[:5]):
         digest.update(b"\n" + json.dumps(row, separators=(",", ":")).encode())
     return digest.hexdigest()
 
@@ -161,9 +174,10 @@ def scan(root: Path) -> list[tuple[str, str, str | None]]:
 
 
 def ingest(root: Path, spec: HierarchySpec, blobs: BlobStore) -> tuple[ClassificationDataset, IngestReport]:
-    """Read a class-folder source into a leaf data set (every declared leaf class);
-    images go into ``blobs``. Undecodable, too small and conflicting duplicate images
-    are rejected with the reason; folders of undeclared classes are ignored."""
+    """Read a class-folder source into a leaf data set (the classes of every classifier
+    child; a detector group's images join with ``with_detector_group``); images go into
+    ``blobs``. Undecodable, too small and conflicting duplicate images are rejected
+    with the reason; folders of undeclared classes are ignored."""
     leaves = spec.leaf_classes
     report = IngestReport(source=str(root))
     records: dict[str, ClassRecord] = {}
@@ -216,9 +230,51 @@ def ingest(root: Path, spec: HierarchySpec, blobs: BlobStore) -> tuple[Classific
         )
     report.accepted = len(records)
     manifest = ClassificationManifest(
-        name=spec.name, class_names=leaves, source=str(root), records=list(records.values())
+        name=spec.name, class_names=spec.leaf_labels, source=str(root), records=list(records.values())
     )
     return ClassificationDataset(manifest, blobs), report
+
+
+def with_detector_group(
+    leaf: ClassificationDataset, detections: ImageDataset, spec: HierarchySpec, group: str
+) -> tuple[ClassificationDataset, int]:
+    """The leaf data set with a detector group's images: each labelled image of the
+    detection data set version (its split kept, so the parent is tested on the images
+    the detector is tested on) as a whole image labelled ``group``, with its boxes.
+    Unlabeled images (no split) stay out; an image already in the leaf set keeps its
+    first label. Returns the new set and how many images were left out as duplicates."""
+    declared = spec.groups[group].classes
+    if detections.class_names != declared:
+        raise ValueError(
+            f"detection data set {detections.short_id} of group {group!r} has the classes "
+            f"{detections.class_names}, the group declares {declared}"
+        )
+    kept = [r for r in leaf.records if r.label != group]
+    seen = {r.sha256 for r in kept}
+    duplicates = 0
+    for r in detections.records:
+        if not r.labeled or r.split is None:
+            continue
+        if r.sha256 in seen:
+            duplicates += 1
+            continue
+        seen.add(r.sha256)
+        if not leaf.blobs.has(r.sha256, r.ext):
+            leaf.blobs.put(r.sha256, r.ext, detections.read_bytes(r))
+        kept.append(
+            ClassRecord(
+                sha256=r.sha256,
+                path=f"{group}/{r.path}",
+                label=group,
+                split=r.split,
+                width=r.width,
+                height=r.height,
+                ext=r.ext,
+                boxes=list(r.boxes),
+            )
+        )
+    manifest = leaf.manifest.model_copy(update={"class_names": spec.leaf_labels, "records": kept})
+    return ClassificationDataset(manifest, leaf.blobs), duplicates
 
 
 # --- node data sets -------------------------------------------------------------------
@@ -230,30 +286,37 @@ def _ranked(records: list[ClassRecord], seed: int) -> list[ClassRecord]:
 
 def parent_train(records: list[ClassRecord], spec: HierarchySpec) -> list[ClassRecord]:
     """The parent's train images, balanced as ``spec.parent`` says (see ``ParentSpec``)."""
-    p, seed, group_of = spec.parent, spec.data.seed, spec.group_of
+    p, seed, group_of = spec.parent, spec.data.seed, spec.label_group
     if p.balance == "none":
         return records
     if p.balance == "group":
         by_group = {g: [r for r in records if group_of[r.label] == g] for g in spec.groups}
         n = p.per_group or min(len(v) for v in by_group.values())
         return [r for g in spec.groups for r in _ranked(by_group[g], seed)[:n]]
-    by_class = {c: [r for r in records if r.label == c] for c in spec.leaf_classes}
+    by_class = {c: [r for r in records if r.label == c] for c in spec.leaf_labels}
     n = p.per_class or min(len(v) for v in by_class.values())
-    return [r for c in spec.leaf_classes for r in _ranked(by_class[c], seed)[:n]]
+    return [r for c in spec.leaf_labels for r in _ranked(by_class[c], seed)[:n]]
 
 
 def node_dataset(leaf: ClassificationDataset, spec: HierarchySpec, node: str) -> ClassificationDataset:
     """The data set one node trains and is tested on, drawn from the leaf data set:
     ``parent``: every group's images labelled by group (train balanced, val and test
-    whole); a group: its classes' images; ``flat``: everything, by leaf class."""
+    whole; a detector group's whole images); a classifier group: its classes' images;
+    ``flat``: everything, by leaf label. A detector child trains on its detection data
+    set, not on one of these."""
     records = leaf.records
     if node == PARENT:
-        group_of = spec.group_of
+        group_of = spec.label_group
         train = parent_train([r for r in records if r.split == "train"], spec)
         kept = train + [r for r in records if r.split != "train"]
-        out = [replace(r, label=group_of[r.label], leaf=None) for r in kept]
+        out = [replace(r, label=group_of[r.label], leaf=None, boxes=None) for r in kept]
     elif node == FLAT:
-        out = list(records)
+        out = [replace(r, boxes=None) for r in records]
+    elif spec.is_detector(node):
+        raise ValueError(
+            f"group {node!r} has a detector child: it trains on the detection data set of its own "
+            "source (groups.<group>.data), not on a classification set"
+        )
     elif node in spec.groups:
         classes = set(spec.groups[node].classes)
         out = [r for r in records if r.label in classes]

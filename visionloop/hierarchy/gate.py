@@ -8,7 +8,7 @@ from visionloop.deploy.types import Check
 from visionloop.hierarchy.metrics import ClassifierMetrics, HierarchyMetrics
 from visionloop.hierarchy.release import hierarchy_section
 from visionloop.hierarchy.spec import BundleGate, NodeGate
-from visionloop.hierarchy.types import BundleManifest
+from visionloop.hierarchy.types import BundleManifest, DetectorRoute
 
 
 def node_checks(
@@ -62,7 +62,8 @@ def fit_checks(manifest: BundleManifest) -> list[Check]:
                 name="versions fit together",
                 passed=True,
                 value="; ".join(f"{k} {v}" for k, v in manifest.pins().items()),
-                detail="the parent's classes are the declared groups, each child's the classes of its group",
+                detail="the parent's classes are the declared groups, each child's the classes of its "
+                "group, each child of its group's task",
             )
         ]
     return [
@@ -76,7 +77,12 @@ def bundle_checks(
     production: HierarchyMetrics | None,
     gate: BundleGate,
     production_version: str | None,
+    detectors: dict[str, DetectorRoute] | None = None,
+    production_detectors: dict[str, DetectorRoute] | None = None,
 ) -> list[Check]:
+    """The fit, each node's own gate, the end-to-end thresholds on the classifier
+    groups' images (when there are any) and on each detector group's mAP50 through
+    the bundle, and no regression of either against the production bundle."""
     checks = fit_checks(manifest)
     if gate.require_node_gates:
         for key, node in manifest.nodes.items():
@@ -88,35 +94,54 @@ def bundle_checks(
                     detail="; ".join(node.gate_reasons),
                 )
             )
-    checks += [
-        Check(
-            name="end-to-end top-1 threshold",
-            passed=candidate.top1 >= gate.min_top1,
-            value=candidate.top1,
-            limit=gate.min_top1,
-        ),
-        Check(
-            name="hierarchical F threshold",
-            passed=candidate.hierarchical_f >= gate.min_hierarchical_f,
-            value=candidate.hierarchical_f,
-            limit=gate.min_hierarchical_f,
-        ),
-    ]
-    if production is not None:
-        for label, cand, prod in (
-            ("end-to-end top-1", candidate.top1, production.top1),
-            ("hierarchical F", candidate.hierarchical_f, production.hierarchical_f),
-        ):
-            floor = prod - gate.max_regression
-            checks.append(
-                Check(
-                    name=f"{label} against production",
-                    passed=cand >= floor - 1e-9,
-                    value=cand,
-                    limit=round(floor, 4),
-                    detail=f"production bundle {production_version}: {prod:.4f}, allowed regression {gate.max_regression}",
-                )
+    pairs: list[tuple[str, float, float | None]] = []
+    if candidate.images:
+        checks += [
+            Check(
+                name="end-to-end top-1 threshold",
+                passed=candidate.top1 >= gate.min_top1,
+                value=candidate.top1,
+                limit=gate.min_top1,
+            ),
+            Check(
+                name="hierarchical F threshold",
+                passed=candidate.hierarchical_f >= gate.min_hierarchical_f,
+                value=candidate.hierarchical_f,
+                limit=gate.min_hierarchical_f,
+            ),
+        ]
+        if production is not None and production.images:
+            pairs += [
+                ("end-to-end top-1", candidate.top1, production.top1),
+                ("hierarchical F", candidate.hierarchical_f, production.hierarchical_f),
+            ]
+    for group, route in sorted((detectors or {}).items()):
+        checks.append(
+            Check(
+                name=f"detector {group}: mAP50 through the bundle threshold",
+                passed=route.map50 >= gate.min_detector_map50,
+                value=route.map50,
+                limit=gate.min_detector_map50,
+                detail=f"{route.images} images, {route.routed:.0%} routed to {group}; "
+                f"the child alone {route.child_map50:.4f}",
             )
+        )
+        prod = (production_detectors or {}).get(group)
+        if production is not None and prod is not None:
+            pairs.append((f"detector {group}: mAP50 through the bundle", route.map50, prod.map50))
+    for label, cand, prod_value in pairs:
+        assert prod_value is not None
+        floor = prod_value - gate.max_regression
+        checks.append(
+            Check(
+                name=f"{label} against production",
+                passed=cand >= floor - 1e-9,
+                value=cand,
+                limit=round(floor, 4),
+                detail=f"production bundle {production_version}: {prod_value:.4f}, "
+                f"allowed regression {gate.max_regression}",
+            )
+        )
     return checks
 
 

@@ -1,10 +1,11 @@
 """Node and bundle versions made ready for the model channel (the same signed channel
 as detectors: ``visionloop.deploy.channel``).
 
-A classifier node goes out as a ``classify`` release (``model.onnx``); a bundle as a
-``hierarchy`` release that holds every node's ONNX file, so one signed manifest
+A classifier node goes out as a ``classify`` release (``model.onnx``), a detector
+child as a ``detect`` release (the detection use cases' ``build_release``); a bundle
+as a ``hierarchy`` release that holds every node's ONNX file, so one signed manifest
 covers everything a device needs. The self-test expectations are computed here with
-the edge runtime's own classifier and bundle code.
+the edge runtime's own classifier, detector and bundle code.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 
 from edge_runtime import classifier as cls
 from edge_runtime.bundle import HierarchyBundle
+from visionloop.config import ServingThresholds
 from visionloop.deploy.channel import Release
-from visionloop.deploy.release import sample_name
-from visionloop.hierarchy.types import BundleManifest
+from visionloop.deploy.release import build_release, sample_name
+from visionloop.hierarchy.dataset import ClassRecord
+from visionloop.hierarchy.types import BundleManifest, BundleNode
 from visionloop.training.types import ModelBlob
 
 MODEL_FILE = "model.onnx"
@@ -54,30 +57,73 @@ def classifier_release(
     )
 
 
+def self_test_samples(
+    records: list[ClassRecord],
+    images: list[bytes],
+    label_group: dict[str, str],
+    n: int,
+    group: str | None = None,
+) -> list[bytes]:
+    """Up to ``n`` test images for a self-test, taken in turn from each group (so every
+    child of a bundle is exercised), or from ``group`` alone."""
+    by_group: dict[str, list[bytes]] = {}
+    for r, data in zip(records, images, strict=True):
+        g = label_group.get(r.label, r.label)
+        if group is None or g == group:
+            by_group.setdefault(g, []).append(data)
+    out: list[bytes] = []
+    queues = list(by_group.values())
+    while len(out) < n and any(queues):
+        for queue in queues:
+            if queue and len(out) < n:
+                out.append(queue.pop(0))
+    return out
+
+
+def node_release(
+    node: BundleNode,
+    onnx: ModelBlob,
+    samples: list[bytes],
+    uncertain_high: float,
+    fields: dict[str, Any],
+    thresholds: ServingThresholds | None = None,
+) -> Release:
+    """A node version's own release: ``classify`` for a classifier, ``detect`` with the
+    group's serving ``thresholds`` for a detector child."""
+    if node.task == "classify":
+        return classifier_release(node.model, node.version, onnx, samples, uncertain_high, fields)
+    return build_release(
+        node.model, node.version, onnx, None, samples, thresholds or ServingThresholds(), fields
+    )
+
+
+def _entry(file: str, node: BundleNode) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "file": file,
+        "model": node.model,
+        "version": node.version,
+        "task": node.task,
+        "classes": node.classes,
+    }
+    if node.min_conf is not None:
+        entry["min_conf"] = node.min_conf
+    if node.task == "detect":
+        entry.update({k: v for k, v in (("conf", node.conf), ("iou", node.iou)) if v is not None})
+    return entry
+
+
 def hierarchy_section(manifest: BundleManifest) -> dict[str, Any]:
     """The manifest's ``hierarchy`` section (the layout is in ``edge_runtime/bundle.py``)."""
-    return {
+    section = {
         "name": manifest.hierarchy,
         "groups": manifest.groups,
-        "parent": {
-            "file": PARENT_FILE,
-            "model": manifest.parent.model,
-            "version": manifest.parent.version,
-            "task": manifest.parent.task,
-            "classes": manifest.parent.classes,
-        },
-        "children": {
-            g: {
-                "file": child_file(g),
-                "model": c.model,
-                "version": c.version,
-                "task": c.task,
-                "classes": c.classes,
-            }
-            for g, c in manifest.children.items()
-        },
+        "parent": _entry(PARENT_FILE, manifest.parent),
+        "children": {g: _entry(child_file(g), c) for g, c in manifest.children.items()},
         "child_min_conf": manifest.child_min_conf,
     }
+    if manifest.tasks:
+        section["tasks"] = manifest.tasks
+    return section
 
 
 def bundle_release(

@@ -128,15 +128,62 @@ def evaluation_html(e: BundleEvaluation) -> str:
     if e.flat is not None:
         rows.append(_hier_rows(f"flat model {e.flat_model or ''}", e.flat))
     nodes = [
-        [k, v.get("model", ""), v.get("version", ""), v.get("test_top1", ""), v.get("train_seconds", "")]
+        [
+            k,
+            v.get("model", ""),
+            v.get("version", ""),
+            v.get("task", "classify"),
+            v.get("test_top1", "-") if v.get("task", "classify") == "classify" else "-",
+            v.get("test_map50", "-") if v.get("task") == "detect" else "-",
+            v.get("test_map50_95", "-") if v.get("task") == "detect" else "-",
+            v.get("train_seconds", ""),
+        ]
         for k, v in e.nodes.items()
     ]
+    detectors = [
+        [
+            g,
+            d.images,
+            f"{d.routed:.3f}",
+            f"{d.fallback_rate:.3f}",
+            f"{d.map50:.4f}",
+            f"{d.map50_95:.4f}",
+            f"{d.child_map50:.4f}",
+            f"{d.child_map50_95:.4f}",
+            d.routed_in,
+        ]
+        for g, d in e.detectors.items()
+    ]
+    detector_part = (
+        [
+            "<h3>Detector groups end to end (their images in the leaf test split)</h3>",
+            _table(
+                detectors,
+                [
+                    "group",
+                    "images",
+                    "routed to it",
+                    "fallback",
+                    "mAP50 through the bundle",
+                    "mAP50-95",
+                    "child alone mAP50",
+                    "mAP50-95",
+                    "other images routed in",
+                ],
+            ),
+        ]
+        if detectors
+        else []
+    )
     return "".join(
         [
-            "<h3>End to end on the leaf test split</h3>",
+            "<h3>End to end on the leaf test split (classifier groups' images)</h3>",
             _table(rows, head),
-            "<h3>Nodes (top-1 on their own test split)</h3>",
-            _table(nodes, ["node", "model", "version", "test top-1", "train s"]),
+            *detector_part,
+            "<h3>Nodes (on their own test split, ONNX through the edge runtime)</h3>",
+            _table(
+                nodes, ["node", "model", "version", "task", "test top-1", "test mAP50", "mAP50-95", "train s"]
+            ),
             f"<p>Latency (ms, parent + child, on this machine): {html.escape(str(e.latency_ms))}</p>",
         ]
     )

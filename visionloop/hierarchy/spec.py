@@ -1,9 +1,16 @@
 """The declaration of a hierarchy, read from YAML (``configs/cifar10_tree.yaml``).
 
-A parent classifier sorts an image into a group; each group has a child (a classifier
-for now) that names its class. Defaults live here; a file states what differs. Node
-names: ``parent`` and the group names; model names ``<name>-parent``,
-``<name>-<group>``, ``<name>-flat`` (the comparison) and ``<name>-bundle``.
+A parent classifier sorts an image into a group; each group has a child that names
+its class: a classifier (``task: classify``, its classes are class folders of
+``data.source``) or a detector (``task: detect``, trained on a detection source of its
+own, read by the detection data pipeline's importers). Defaults live here; a file
+states what differs. Node names: ``parent`` and the group names; model names
+``<name>-parent``, ``<name>-<group>``, ``<name>-flat`` (the comparison) and
+``<name>-bundle``.
+
+Labels of the leaf data set: a classifier group's images carry their class, a detector
+group's images the group's name (whole images: the parent learns the group from them;
+their boxes ride along for the end-to-end detection figures).
 """
 
 from __future__ import annotations
@@ -16,9 +23,17 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from visionloop.config import REPO_ROOT, StagingSettings, StrictModel
+from visionloop.config import (
+    REPO_ROOT,
+    DataSettings,
+    GateSettings,
+    ServingThresholds,
+    StagingSettings,
+    StrictModel,
+    TrainSettings,
+)
 from visionloop.training.classify import ClassifierParams
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # a folder and a channel file name
@@ -81,9 +96,58 @@ class ParentSpec(StrictModel):
 
 
 class GroupSpec(StrictModel):
-    task: Literal["classify"] = "classify"
-    classes: list[str] = Field(min_length=2)
+    """A group and its child.
+
+    ``task: classify`` (default): a classifier of ``classes`` (at least two), whose
+    images are the class folders of the hierarchy's ``data.source``; ``train``
+    overrides the hierarchy's classifier settings; the node gate is the hierarchy's.
+
+    ``task: detect``: a detector of ``classes`` trained on ``data`` (the detection
+    use cases' ``DataSettings``: a folder in the metal-tags format, YOLO, COCO or Label
+    Studio, with QA and a group-aware split); ``train`` overrides the detection
+    ``TrainSettings``; ``gate`` is the detection gate (mAP50 / mAP50-95 thresholds, no
+    regression); ``thresholds.conf`` the score a box needs to be returned.
+
+    ``min_conf``: below it the child's answer (a classifier's probability, a
+    detector's best box score) falls back to the parent's group; default
+    ``bundle.child_min_conf``."""
+
+    task: Literal["classify", "detect"] = "classify"
+    classes: list[str] = Field(min_length=1)
     train: dict[str, object] = Field(default_factory=dict)
+    data: DataSettings | None = None
+    gate: GateSettings | None = None
+    thresholds: ServingThresholds = Field(default_factory=ServingThresholds)
+    min_conf: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_task(self) -> GroupSpec:
+        if self.task == "classify":
+            if len(self.classes) < 2:
+                raise ValueError(
+                    f"a classifier child needs at least 2 classes, got {self.classes}; "
+                    "a group of one class needs no child (or make it `task: detect`)"
+                )
+            if self.data is not None or self.gate is not None:
+                raise ValueError(
+                    "`data` and `gate` belong to a detector child (`task: detect`); a classifier "
+                    "child's images are class folders of the hierarchy's data.source"
+                )
+            return self
+        if self.data is None:
+            raise ValueError(
+                "a detector child (`task: detect`) needs `data:` with its detection source, e.g. "
+                "{source: ../data/metal-tags, format: ground-truth}"
+            )
+        if self.data.class_names is not None and self.data.class_names != self.classes:
+            raise ValueError(
+                f"data.class_names {self.data.class_names} differ from the group's classes {self.classes}: "
+                "leave data.class_names out (the group's classes are used, in their order)"
+            )
+        self.data.class_names = list(self.classes)  # the importers map label ids to these names
+        if self.gate is None:
+            self.gate = GateSettings()
+        return self
 
 
 class FlatSpec(StrictModel):
@@ -107,11 +171,14 @@ class NodeGate(StrictModel):
 
 class BundleGate(StrictModel):
     """The bundle's gate, end to end on the leaf test split: top-1 (a fallback to the
-    group counts as wrong), hierarchical F, and no regression against the production
-    bundle measured on the same split."""
+    group counts as wrong) and hierarchical F on the classifier groups' images, the
+    mAP50 of each detector group's boxes through the bundle (an image the parent sends
+    elsewhere loses its boxes), and no regression against the production bundle
+    measured on the same split."""
 
     min_top1: float = Field(0.3, ge=0, le=1)
     min_hierarchical_f: float = Field(0.0, ge=0, le=1)
+    min_detector_map50: float = Field(0.0, ge=0, le=1)
     max_regression: float = Field(0.0, ge=0, le=1)
     require_node_gates: bool = True
 
@@ -166,12 +233,39 @@ class HierarchySpec(StrictModel):
     # --- names -------------------------------------------------------------------
 
     @property
+    def classifier_groups(self) -> list[str]:
+        return [g for g, spec in self.groups.items() if spec.task == "classify"]
+
+    @property
+    def detector_groups(self) -> list[str]:
+        return [g for g, spec in self.groups.items() if spec.task == "detect"]
+
+    @property
     def leaf_classes(self) -> list[str]:
-        return [c for g in self.groups.values() for c in g.classes]
+        """The classes a classifier child names (the class folders of ``data.source``)."""
+        return [c for g in self.classifier_groups for c in self.groups[g].classes]
+
+    @property
+    def leaf_labels(self) -> list[str]:
+        """The labels of the leaf data set: each classifier group's classes, and each
+        detector group's name (its images are whole images of the group)."""
+        return [
+            c for g, spec in self.groups.items() for c in (spec.classes if spec.task == "classify" else [g])
+        ]
 
     @property
     def group_of(self) -> dict[str, str]:
-        return {c: g for g, spec in self.groups.items() for c in spec.classes}
+        """Leaf class of a classifier child -> its group (what hierarchical metrics score)."""
+        return {c: g for g in self.classifier_groups for c in self.groups[g].classes}
+
+    @property
+    def label_group(self) -> dict[str, str]:
+        """A leaf data set label -> its group (a detector group's label is the group)."""
+        return {**self.group_of, **{g: g for g in self.detector_groups}}
+
+    @property
+    def tasks(self) -> dict[str, str]:
+        return {g: spec.task for g, spec in self.groups.items()}
 
     @property
     def declared(self) -> dict[str, list[str]]:
@@ -184,11 +278,19 @@ class HierarchySpec(StrictModel):
     def nodes(self) -> list[str]:
         return [PARENT, *self.groups]
 
+    @property
+    def classifier_nodes(self) -> list[str]:
+        """The nodes trained on a classification data set drawn from the leaf set."""
+        return [PARENT, *self.classifier_groups]
+
+    def is_detector(self, node: str) -> bool:
+        return node in self.groups and self.groups[node].task == "detect"
+
     def node_classes(self, node: str) -> list[str]:
         if node == PARENT:
             return list(self.groups)
         if node == FLAT:
-            return self.leaf_classes
+            return self.leaf_labels
         return list(self.groups[node].classes)
 
     def node_settings(self, node: str) -> ClassifierSettings:
@@ -196,10 +298,25 @@ class HierarchySpec(StrictModel):
             return self.train.merged(self.parent.train)
         if node == FLAT:
             return self.train.merged(self.flat.train)
+        if self.is_detector(node):
+            raise ValueError(f"group {node!r} has a detector child: see detector_settings")
         return self.train.merged(self.groups[node].train)
 
+    def detector_settings(self, group: str) -> TrainSettings:
+        """A detector child's training settings: the detection defaults with the group's ``train``."""
+        return TrainSettings(**{**TrainSettings().model_dump(), **self.groups[group].train})
 
-def settings_hash(settings: ClassifierSettings, classes: list[str], code_files: list[Path]) -> str:
+    def detector_gate(self, group: str) -> GateSettings:
+        gate = self.groups[group].gate
+        assert gate is not None  # set by GroupSpec's validator for a detector child
+        return gate
+
+    def child_min_conf(self, group: str) -> float:
+        own = self.groups[group].min_conf
+        return self.bundle.child_min_conf if own is None else own
+
+
+def settings_hash(settings: BaseModel, classes: list[str], code_files: list[Path]) -> str:
     """What decides a node's training besides its data: settings, classes and the code
     that trains it. The same hash and data set version: the node's model is reused."""
     digest = hashlib.sha256(json.dumps([settings.model_dump(), classes], sort_keys=True).encode())
@@ -229,4 +346,8 @@ def load_hierarchy(path: str | Path) -> HierarchySpec:
     channel = spec.deploy.channel
     if channel and "://" not in channel and not os.path.isabs(channel):
         spec.deploy.channel = str((path.parent / channel).resolve())
+    for group in spec.groups.values():
+        data = group.data
+        if data is not None and "://" not in data.source and not os.path.isabs(data.source):
+            data.source = str((path.parent / data.source).resolve())
     return spec

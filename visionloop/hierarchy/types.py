@@ -34,7 +34,8 @@ class NodeReport(BaseModel):
 
 
 class NodeRegistration(BaseModel):
-    """What a node's training run registered."""
+    """What a node's training run registered: a classifier's test top-1, or a
+    detector's test mAP50 and mAP50-95 (ONNX, through the edge runtime)."""
 
     node: str
     model_name: str
@@ -42,7 +43,10 @@ class NodeRegistration(BaseModel):
     mlflow_run_id: str | None = None
     mlflow_model_version: str | None = None
     dataset_version_id: str
-    test_top1: float
+    task: Literal["classify", "detect"] = "classify"
+    test_top1: float | None = None
+    test_map50: float | None = None
+    test_map50_95: float | None = None
     gate_passed: bool
 
 
@@ -63,7 +67,8 @@ class NodeDecision(BaseModel):
 
 
 class BundleNode(BaseModel):
-    """One model version a bundle pins."""
+    """One model version a bundle pins. A detector child also carries the score a box
+    needs to be returned (``conf``), the NMS IoU, and its test mAP figures."""
 
     model: str
     version: str
@@ -74,7 +79,37 @@ class BundleNode(BaseModel):
     gate_passed: bool = False
     gate_reasons: list[str] = Field(default_factory=list)
     test_top1: float = 0.0
+    test_map50: float | None = None
+    test_map50_95: float | None = None
     train_seconds: float = 0.0
+    conf: float | None = None
+    iou: float | None = None
+    min_conf: float | None = None  # the child threshold of its group, when not the bundle's
+
+    def figures(self) -> dict[str, Any]:
+        """The node's own test figures, for reports."""
+        if self.task == "detect":
+            return {"test_map50": self.test_map50, "test_map50_95": self.test_map50_95}
+        return {"test_top1": self.test_top1}
+
+
+class DetectorRoute(BaseModel):
+    """A detector group end to end on its test images (whole images of the group in the
+    leaf test split): how many the parent sends to the group, how many of those fall
+    back (no box at or above the child threshold), and the mAP of the boxes the bundle
+    gives (the child's predictions on the images routed to it, nothing on the others;
+    scored as ultralytics' validator does), beside the child's own mAP on all of them.
+    ``routed_in``: images of other groups the parent sent to this detector."""
+
+    group: str
+    images: int
+    routed: float
+    fallback_rate: float
+    map50: float
+    map50_95: float
+    child_map50: float
+    child_map50_95: float
+    routed_in: int = 0
 
 
 class BundleManifest(BaseModel):
@@ -83,6 +118,7 @@ class BundleManifest(BaseModel):
 
     hierarchy: str
     groups: dict[str, list[str]]
+    tasks: dict[str, str] = Field(default_factory=dict)  # declared task of each group's child
     parent: BundleNode
     children: dict[str, BundleNode]
     child_min_conf: float
@@ -103,10 +139,12 @@ class BundleEvaluation(BaseModel):
     hierarchy: str
     leaf_dataset_version_id: str
     child_min_conf: float
-    end_to_end: HierarchyMetrics | None = None  # with the fallback at child_min_conf
+    # on the classifier groups' images: with the fallback at child_min_conf
+    end_to_end: HierarchyMetrics | None = None
     no_fallback: HierarchyMetrics | None = None  # the same bundle answering with the child always
+    detectors: dict[str, DetectorRoute] = Field(default_factory=dict)  # on each detector group's images
     note: str = ""  # why there are no end-to-end figures (nodes that do not fit together)
-    nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # version, test top-1, train s
+    nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # version, test figures, train s
     flat: HierarchyMetrics | None = None
     flat_model: str | None = None
     flat_train_seconds: float | None = None
@@ -123,6 +161,7 @@ class BundleDecision(BaseModel):
     pins: dict[str, str]
     candidate: BundleEvaluation
     production: HierarchyMetrics | None = None
+    production_detectors: dict[str, DetectorRoute] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     passed: bool
     reasons: list[str] = Field(default_factory=list)
