@@ -514,38 +514,70 @@ def models(model: str | None, channel: str | None, config_path: Path, as_json: b
 )
 @click.option("--until", type=click.DateTime(), help="End of the window (default: now).")
 @click.option("--logs", help="Folder or s3:// prefix of the edge prediction logs (default: the stack's).")
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Hand the pipeline to the stack's orchestrator with its schedules.monitor instead of running it now.",
+)
 @json_option
-def monitor(config_path: Path, since: Any, until: Any, logs: str | None, as_json: bool) -> None:
+def monitor(
+    config_path: Path, since: Any, until: Any, logs: str | None, schedule: bool, as_json: bool
+) -> None:
     """Compare the edge's prediction logs with the production model's data set version
     (Evidently), decide whether they drifted, and act on it (monitor.on_drift).
 
     \b
     python run.py monitor                       # the last 24 hours
     python run.py monitor --since 2026-11-01 --until 2026-11-08 --json
+    python run.py --stack kubernetes monitor --schedule   # every run: the window_hours before it
     """
     from datetime import UTC
 
-    from pipelines.launch import MonitorError, run_monitoring_pipeline
+    from pipelines.launch import run_monitoring_pipeline, schedule_monitoring_pipeline
     from stacks.bootstrap import ensure_stack
+    from stacks.spec import StackError
+    from steps.monitoring import MonitorError
 
     config = load(config_path)
+    if schedule:
+        if since or until:
+            fail("--schedule takes no --since/--until: each scheduled run watches the window_hours before it")
+        try:
+            planned = schedule_monitoring_pipeline(config, logs, config_path.stem)
+        except StackError as exc:
+            fail(str(exc))
+            raise
+        emit(
+            planned,
+            as_json,
+            [
+                f"Monitoring pipeline scheduled ({planned['schedule']}) for {planned['model']}'s "
+                f"production version, the last {planned['window_hours']} h of {planned['logs']}",
+                f"  on drift    {planned['on_drift']}",
+            ],
+        )
+        return
     ensure_stack("local", activate=not _has_active_stack())
     as_utc = [t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until)]
     try:
-        result = run_monitoring_pipeline(config, as_utc[0], as_utc[1], logs)
+        result = run_monitoring_pipeline(config, as_utc[0], as_utc[1], logs, config_path.stem)
     except MonitorError as exc:
         fail(str(exc))
         raise
     summary = result.summary()
     log = summary["log"]
+    follow_up = summary["follow_up"]
     lines = [
-        f"Monitoring {config.registered_model_name}: {'DRIFT' if summary['drift'] else 'no drift'} "
+        f"Monitoring {summary['model']}: {'DRIFT' if summary['drift'] else 'no drift'} "
         f"({summary['current_images']} images, logs {summary['logs']})",
         *[f"  - {r}" for r in summary["reasons"]],
         f"  log lines   {log.get('lines', 0)} read, {log.get('malformed', 0)} malformed, {log.get('empty', 0)} empty",
-        f"  action      {summary['action']}",
+        f"  action      {summary['action']}"
+        + (f": {result.decision.follow_up.describe()}" if follow_up else ""),
     ]
-    if summary["action"] == "retrain":
+    if follow_up:  # the run asked the trigger service for the follow-up itself
+        pass
+    elif summary["action"] == "retrain":
         summary["retrain"] = run_train(config_path, enable_cache=True, deploy=True)["deployment"]
         lines += deploy_lines(summary["retrain"])
     elif summary["action"] == "label":
@@ -640,10 +672,19 @@ def hierarchy_lines(s: dict[str, Any]) -> list[str]:
     ]
     nodes = {**s["nodes"], **({"flat": s["flat"]} if s["flat"] else {})}
     for key, n in nodes.items():
-        top1 = f"test top-1 {n['test_top1']:.4f}" if n["test_top1"] is not None else ""
+        if n.get("task") == "detect":
+            figures = (
+                f"test mAP50 {n['test_map50']:.4f} mAP50-95 {n['test_map50_95']:.4f}"
+                if n.get("test_map50") is not None and n.get("test_map50_95") is not None
+                else ""
+            )
+        else:
+            figures = f"test top-1 {n['test_top1']:.4f}" if n["test_top1"] is not None else ""
         secs = f"trained in {n['train_seconds']:.0f} s" if n["train_seconds"] else ""
         gate = {True: "gate passed", False: "gate FAILED", None: ""}[n["gate_passed"]]
-        lines.append(f"  {key:<10} {n['model']} v{n['version']:<4} {n['status']:<9} {top1}  {secs}  {gate}")
+        lines.append(
+            f"  {key:<10} {n['model']} v{n['version']:<4} {n['status']:<9} {figures}  {secs}  {gate}"
+        )
     b = s["bundle"]
     if s["unchanged_bundle"]:
         lines.append(f"Bundle unchanged: production version {s['unchanged_bundle']} pins these node versions")
@@ -664,6 +705,12 @@ def hierarchy_lines(s: dict[str, Any]) -> list[str]:
         f"hF {_pct(e, 'hierarchical_f')}",
         f"  no fallback top-1 {_pct(nf, 'top1')}  hF {_pct(nf, 'hierarchical_f')}",
     ]
+    for group, d in (b.get("detectors") or {}).items():
+        lines.append(
+            f"  detector {group}: {d['images']} images, routed {d['routed']:.3f}, fallback {d['fallback_rate']:.3f}, "
+            f"mAP50 {d['map50']:.4f} mAP50-95 {d['map50_95']:.4f} through the bundle "
+            f"(alone {d['child_map50']:.4f} / {d['child_map50_95']:.4f}), {d['routed_in']} other images routed in"
+        )
     if flat:
         lines.append(
             f"  flat model  top-1 {_pct(flat, 'top1')}  group {_pct(flat, 'group_accuracy')}  hF {_pct(flat, 'hierarchical_f')}"
@@ -696,6 +743,13 @@ def hierarchy_lines(s: dict[str, Any]) -> list[str]:
     "--promote", "promote_version", help="Promote this staged bundle version and its nodes to production."
 )
 @click.option(
+    "--rollback",
+    "to_previous",
+    is_flag=True,
+    help="Put the previous production bundle and the node versions it pins back in production.",
+)
+@click.option("--reason", default="", help="With --rollback: why (recorded with who and when).")
+@click.option(
     "--channel", help="The model channel (folder or s3://...); default: deploy.channel, else the stack's."
 )
 @no_cache_option
@@ -708,6 +762,8 @@ def hierarchy(
     flat: bool | None,
     no_deploy: bool,
     promote_version: str | None,
+    to_previous: bool,
+    reason: str,
     channel: str | None,
     no_cache: bool,
     as_json: bool,
@@ -725,8 +781,15 @@ def hierarchy(
     python run.py hierarchy --only vehicle --json            # retrain one child
     python run.py hierarchy --pin vehicle=3                  # bundle an older child version
     python run.py hierarchy --promote 4 --no-flat            # after deploy.require_approval
+    python run.py hierarchy --rollback --reason "line 3"     # previous bundle and its nodes
+    python run.py hierarchy --config configs/tags_tree.yaml  # a detector child beside classifiers
     """
-    from pipelines.hierarchy_launch import HierarchyError, promote_bundle_version, run_hierarchy
+    from pipelines.hierarchy_launch import (
+        HierarchyError,
+        promote_bundle_version,
+        rollback_bundle,
+        run_hierarchy,
+    )
     from stacks.bootstrap import ensure_stack
     from steps.deployment.control_plane import PromotionError
     from visionloop.deploy.signing import SigningKeyError
@@ -742,10 +805,13 @@ def hierarchy(
         fail(f"--pin takes NODE=VERSION, e.g. --pin vehicle=3; got {', '.join(bad)}")
     ensure_stack("local", activate=not _has_active_stack())
     try:
-        if promote_version:
-            change = promote_bundle_version(
-                spec, promote_version, None, "approved with run.py hierarchy --promote"
-            )
+        if promote_version or to_previous:
+            if to_previous:
+                change = rollback_bundle(spec, None, reason)
+            else:
+                change = promote_bundle_version(
+                    spec, promote_version or "", None, "approved with run.py hierarchy --promote"
+                )
             emit(
                 change,
                 as_json,
@@ -900,8 +966,9 @@ def trigger_server(
     default_config: str,
     state_dir: Path | None,
 ) -> None:
-    """Start training runs over HTTP: `POST /v1/runs` with `Authorization: Bearer
-    TOKEN` and `{"job": "train"|"main", "config": NAME}`; `GET /v1/runs/ID` for its state.
+    """Start runs over HTTP: `POST /v1/runs` with `Authorization: Bearer TOKEN` and
+    `{"job": "train"|"main"|"label"|"monitor", "config": NAME}`; `GET /v1/runs/ID` for
+    its state. Scheduled monitoring runs ask it for a drift's follow-up (monitor.trigger_url).
 
     \b
     openssl rand -hex 32 > trigger-token

@@ -6,6 +6,11 @@ set version with the same settings and training code (``settings_hash``); otherw
 that version is reused and its pipeline is not run. So a change that touches one
 child's data (a label fixed inside a group, images of its classes changed) retrains
 that child alone, and the new bundle pins the new child with the unchanged others.
+
+A detector child's data set is the detection data set version of its group's source
+(made by the detection data steps inside the hierarchy's data pipeline); its pipeline
+runs the detection training steps and the detection gate
+(``pipelines/hierarchy_detector_pipeline.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from typing import Any
 
 from zenml.models import PipelineRunResponse
 
-from pipelines.launch import cached_steps, code_commit, output
+from pipelines.launch import cached_steps, code_commit, data_parameters, output
 from stacks.options import run_options
 from visionloop import constants
 from visionloop.config import REPO_ROOT
+from visionloop.data.dataset import ImageDataset
 from visionloop.hierarchy.dataset import ClassificationDataset
 from visionloop.hierarchy.spec import FLAT, ClassifierSettings, HierarchySpec, settings_hash
 
@@ -34,7 +40,10 @@ class NodeOutcome:
     version: str
     status: str  # trained | re-gated (training from the cache) | unchanged | kept | pinned
     dataset_version_id: str = ""
-    test_top1: float | None = None
+    task: str = "classify"
+    test_top1: float | None = None  # a classifier's, ONNX through the edge runtime
+    test_map50: float | None = None  # a detector's, likewise
+    test_map50_95: float | None = None
     train_seconds: float | None = None
     gate_passed: bool | None = None
     run: str | None = None
@@ -88,6 +97,7 @@ class HierarchyRunResult:
                 "channel": o.channel,
                 "pointers": o.pointers,
                 "end_to_end": e.model_dump(exclude={"leaf"}) if e else None,
+                "detectors": {g: r.model_dump() for g, r in d.candidate.detectors.items()},
                 "no_fallback": d.candidate.no_fallback.model_dump(exclude={"leaf"})
                 if d.candidate.no_fallback
                 else None,
@@ -103,13 +113,21 @@ def fit_code() -> list[Any]:
     return [REPO_ROOT / p for p in FIT_CODE]
 
 
+def detector_code() -> list[Any]:
+    from steps.training.cache_policy import FIT_CODE
+
+    return [REPO_ROOT / p for p in FIT_CODE]
+
+
 def flat_settings(spec: HierarchySpec, datasets: dict[str, ClassificationDataset]) -> ClassifierSettings:
     """The flat model's settings; ``flat.epochs: auto`` gives it as many image-epochs
-    as the parent and the children are trained for together."""
+    as the parent and the classifier children are trained for together."""
     settings = spec.node_settings(FLAT)
     if spec.flat.epochs != "auto":
         return settings.merged({"epochs": spec.flat.epochs})
-    budget = sum(len(datasets[n].split("train")) * spec.node_settings(n).epochs for n in spec.nodes)
+    budget = sum(
+        len(datasets[n].split("train")) * spec.node_settings(n).epochs for n in spec.classifier_nodes
+    )
     flat_images = max(1, len(datasets[FLAT].split("train")))
     return settings.merged({"epochs": max(1, round(budget / flat_images))})
 
@@ -150,7 +168,10 @@ def _outcome(node: str, model: str, mv: Any, status: str, dataset_version_id: st
         version=str(mv.name),
         status=status,
         dataset_version_id=str(meta.get("dataset_version_id", dataset_version_id)),
+        task=str(meta.get("task", "classify")),
         test_top1=meta.get("test_top1"),
+        test_map50=meta.get("node_map50"),
+        test_map50_95=meta.get("node_map50_95"),
         train_seconds=meta.get("train_seconds"),
         gate_passed=meta.get("gate_passed"),
     )
@@ -205,6 +226,58 @@ def train_node(
     )
 
 
+def train_detector(
+    spec: HierarchySpec, group: str, artifact_id: str, digest: str, enable_cache: bool
+) -> NodeOutcome:
+    """The detector child of ``group``: the detection training steps and gate, in the
+    context of the node's own ZenML model."""
+    from zenml import Model
+
+    from pipelines.hierarchy_detector_pipeline import hierarchy_detector_pipeline
+
+    name = spec.model_name(group)
+    settings = spec.detector_settings(group)
+    model = Model(
+        name=name,
+        description=f"visionloop {group} detector of {spec.name}",
+        tags=["visionloop", spec.name, "hierarchy", "detector"],
+    )
+    run = hierarchy_detector_pipeline.with_options(
+        enable_cache=enable_cache, model=model, **run_options(hierarchy_detector_pipeline)
+    )(
+        dataset_artifact_id=artifact_id,
+        node=group,
+        model_name=name,
+        params=settings.model_dump(exclude={"weights"}),
+        weights=settings.weights,
+        settings=settings.model_dump(),
+        settings_hash=digest,
+        gate=spec.detector_gate(group).model_dump(),
+        evaluation={"device": settings.device},
+        code_commit=code_commit(),
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    run = run.get_hydrated_version()
+    reg = output(run, "register_detector", "node_registration")
+    report = output(run, "evaluate_model", constants.EVALUATION_REPORT)
+    cached = cached_steps(run)
+    return NodeOutcome(
+        node=group,
+        model=name,
+        version=reg.model_version,
+        status="re-gated" if "train_model" in cached else "trained",
+        dataset_version_id=reg.dataset_version_id,
+        task="detect",
+        test_map50=reg.test_map50,
+        test_map50_95=reg.test_map50_95,
+        train_seconds=report.train_seconds,
+        gate_passed=reg.gate_passed,
+        run=run.name,
+        cached_steps=cached,
+    )
+
+
 def run_hierarchy(
     spec: HierarchySpec,
     only: list[str] | None = None,
@@ -229,21 +302,29 @@ def run_hierarchy(
             f"no node {', '.join(unknown)} in {spec.name}; nodes: {', '.join(spec.nodes)}, {FLAT}"
         )
     with_flat = spec.flat.enabled if compare_flat is None else compare_flat
+    classifier_nodes = [*spec.classifier_nodes, *([FLAT] if with_flat else [])]
     node_names = [*spec.nodes, *([FLAT] if with_flat else [])]
     data_run = hierarchy_data_pipeline.with_options(
         enable_cache=enable_cache, **run_options(hierarchy_data_pipeline)
     )(
         spec=spec.model_dump(),
         source_fingerprint=fingerprint(open_source(spec.data.source)),
-        nodes=node_names,
+        nodes=classifier_nodes,
+        detectors={g: detector_data(spec, g) for g in spec.detector_groups},
     )
     if data_run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
     data_run = data_run.get_hydrated_version()
-    leaf_artifact = data_run.steps["ingest_classes"].outputs[constants.LEAF_DATASET][0]
+    leaf_step = f"leaf_with_{spec.detector_groups[-1]}" if spec.detector_groups else "ingest_classes"
+    leaf_artifact = data_run.steps[leaf_step].outputs[constants.LEAF_DATASET][0]
     leaf: ClassificationDataset = leaf_artifact.load()
-    artifacts = {n: data_run.steps[f"node_data_{n}"].outputs[constants.NODE_DATASET][0] for n in node_names}
-    datasets: dict[str, ClassificationDataset] = {n: a.load() for n, a in artifacts.items()}
+    artifacts = {
+        n: data_run.steps[f"node_data_{n}"].outputs[constants.NODE_DATASET][0] for n in classifier_nodes
+    } | {
+        g: data_run.steps[f"detect_data_{g}"].outputs[constants.IMAGE_DATASET][0]
+        for g in spec.detector_groups
+    }
+    datasets: dict[str, ClassificationDataset | ImageDataset] = {n: a.load() for n, a in artifacts.items()}
     outcomes: dict[str, NodeOutcome] = {}
     for node in node_names:
         name = spec.model_name(node)
@@ -259,11 +340,19 @@ def run_hierarchy(
                 )
             outcomes[node] = _outcome(node, name, kept, "kept")
             continue
-        settings = flat_settings(spec, datasets) if node == FLAT else spec.node_settings(node)
-        digest = settings_hash(settings, spec.node_classes(node), fit_code())
-        same = None if retrain else matching_version(name, ds.version_id, digest, spec.gate.model_dump())
+        if spec.is_detector(node):
+            digest = settings_hash(spec.detector_settings(node), spec.node_classes(node), detector_code())
+            gate = spec.detector_gate(node).model_dump()
+        else:
+            classifier_sets = {k: v for k, v in datasets.items() if isinstance(v, ClassificationDataset)}
+            settings = flat_settings(spec, classifier_sets) if node == FLAT else spec.node_settings(node)
+            digest = settings_hash(settings, spec.node_classes(node), fit_code())
+            gate = spec.gate.model_dump()
+        same = None if retrain else matching_version(name, ds.version_id, digest, gate)
         if same is not None:
             outcomes[node] = _outcome(node, name, same, "unchanged", ds.version_id)
+        elif spec.is_detector(node):
+            outcomes[node] = train_detector(spec, node, str(artifacts[node].id), digest, enable_cache)
         else:
             outcomes[node] = train_node(spec, node, str(artifacts[node].id), settings, digest, enable_cache)
     flat = outcomes.pop(FLAT, None)
@@ -287,6 +376,18 @@ def run_hierarchy(
         else:
             run_bundle(result, channel, flat.version if flat else None)
     return result
+
+
+def detector_data(spec: HierarchySpec, group: str) -> dict[str, Any]:
+    """The detection data pipeline's parameters for a detector group's source (its
+    listing fingerprinted now: new or changed files make a new data set version)."""
+    data = spec.groups[group].data
+    if data is None:
+        raise HierarchyError(f"group {group} of {spec.name} is a detector group without `data:`")
+    try:
+        return data_parameters(data)
+    except FileNotFoundError as exc:
+        raise HierarchyError(f"the detection source of group {group}: {exc}") from exc
 
 
 def production_pins(spec: HierarchySpec) -> tuple[str, dict[str, str]] | None:
@@ -351,4 +452,35 @@ def promote_bundle_version(spec: HierarchySpec, version: str, who: str | None, w
     return {**change.__dict__, "nodes": nodes, "pins": manifest.pins()}
 
 
-__all__ = ["HierarchyError", "HierarchyRunResult", "promote_bundle_version", "run_hierarchy"]
+def rollback_bundle(spec: HierarchySpec, who: str | None, why: str) -> dict[str, Any]:
+    """``python run.py hierarchy --rollback``: the previous production bundle back in
+    production, and with it the node versions it pins (ZenML stages, MLflow aliases,
+    the nodes' channel pointers), not only the bundle's channel pointer."""
+    import getpass
+
+    from steps.deployment import control_plane
+    from steps.hierarchy.control import rollback_as_one
+
+    name = spec.model_name("bundle")
+    current = control_plane.version_in_stage(name, control_plane.PRODUCTION)
+    channel = (
+        control_plane.recorded_channel(name, str(current.name) if current is not None else None)
+        or spec.deploy.channel
+        or control_plane.default_channel()
+    )
+    key = control_plane.signing_key(spec.deploy.signing_secret)
+    publisher = control_plane.publisher(channel, key, spec.deploy.s3_endpoint)
+    change, nodes = rollback_as_one(name, publisher, who or getpass.getuser(), why)
+    manifest = control_plane.load_artifact(
+        control_plane.model_version(name, change.version), constants.BUNDLE_MANIFEST
+    )
+    return {**change.__dict__, "nodes": nodes, "pins": manifest.pins()}
+
+
+__all__ = [
+    "HierarchyError",
+    "HierarchyRunResult",
+    "promote_bundle_version",
+    "rollback_bundle",
+    "run_hierarchy",
+]

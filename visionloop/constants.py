@@ -34,6 +34,7 @@ LABEL_MERGE = "label_merge"
 
 HIERARCHY_DATA_PIPELINE = "visionloop_hierarchy_data"
 HIERARCHY_NODE_PIPELINE = "visionloop_hierarchy_node"
+HIERARCHY_DETECTOR_PIPELINE = "visionloop_hierarchy_detector"
 HIERARCHY_BUNDLE_PIPELINE = "visionloop_hierarchy_bundle"
 LEAF_DATASET = "leaf_dataset"
 HIERARCHY_INGEST_REPORT = "hierarchy_ingest_report"

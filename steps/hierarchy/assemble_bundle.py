@@ -29,12 +29,22 @@ def assemble_bundle(
     """``pins``: the version of each node (``parent`` and every group) that belong
     together. The bundle is measured on the leaf test split with the edge runtime's own
     routing and fallback (and once more answering with the child always), beside each
-    node's own figures and, with ``flat_version``, the flat model's on the same split."""
+    node's own figures and, with ``flat_version``, the flat model's on the same split;
+    each detector group on its own images (routing, fallbacks, mAP of the boxes)."""
     h = HierarchySpec.model_validate(spec)
-    entries = {key: node_entry(h.model_name(key), pins[key]) for key in h.nodes}
+    entries = {
+        key: node_entry(
+            h.model_name(key),
+            pins[key],
+            h.groups[key].thresholds if key in h.groups else None,
+            h.groups[key].min_conf if key in h.groups else None,
+        )
+        for key in h.nodes
+    }
     manifest = BundleManifest(
         hierarchy=h.name,
         groups=h.declared,
+        tasks=h.tasks,
         parent=entries[PARENT][0],
         children={g: entries[g][0] for g in h.groups},
         child_min_conf=h.bundle.child_min_conf,
@@ -48,7 +58,8 @@ def assemble_bundle(
             k: {
                 "model": n.model,
                 "version": n.version,
-                "test_top1": n.test_top1,
+                "task": n.task,
+                **n.figures(),
                 "train_seconds": n.train_seconds,
             }
             for k, n in manifest.nodes.items()
@@ -56,7 +67,9 @@ def assemble_bundle(
     )
     if fits(manifest):
         bundle = evaluate.make_bundle(manifest, {k: blob.data for k, (_, blob) in entries.items()})
-        evaluation.end_to_end, evaluation.no_fallback = evaluate.evaluate_bundle(bundle, leaf, h.group_of)
+        figures = evaluate.evaluate_bundle(bundle, leaf, h.declared)
+        evaluation.end_to_end, evaluation.no_fallback = figures.end_to_end, figures.no_fallback
+        evaluation.detectors = figures.detectors
         _, images = test_records(leaf)
         evaluation.latency_ms = evaluate.bundle_latency(bundle, images, min(LATENCY_IMAGES, len(images)))
     else:
@@ -68,11 +81,16 @@ def assemble_bundle(
         evaluation.flat_train_seconds = flat.train_seconds
     e = evaluation.end_to_end
     logger.info(
-        "Bundle %s: end-to-end top-1 %s, hF %s (flat %s)",
+        "Bundle %s: end-to-end top-1 %s, hF %s (flat %s)%s",
         manifest.pins(),
         f"{e.top1:.4f}" if e else "-",
         f"{e.hierarchical_f:.4f}" if e else "-",
         f"{evaluation.flat.top1:.4f}" if evaluation.flat else "not compared",
+        "".join(
+            f"; detector {g}: routed {d.routed:.3f}, mAP50 {d.map50:.4f} through the bundle "
+            f"({d.child_map50:.4f} alone), fallback {d.fallback_rate:.3f}"
+            for g, d in evaluation.detectors.items()
+        ),
     )
     log_metadata({"pins": manifest.pins(), "end_to_end_top1": e.top1 if e else -1.0})
     return manifest, evaluation

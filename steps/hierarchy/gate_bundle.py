@@ -30,21 +30,30 @@ def gate_bundle(
     h = HierarchySpec.model_validate(spec)
     model = get_step_context().model
     production = production_bundle(model.name)
-    prod_name, prod_metrics = None, None
+    prod_name, prod_figures = None, None
     if production is not None:
         prod_name = production[0]
-        prod_metrics = evaluate.evaluate_bundle(production[2], leaf, h.group_of)[0]
+        prod_figures = evaluate.evaluate_bundle(production[2], leaf, h.declared)
     if evaluation.end_to_end is None:
         checks = fit_checks(manifest)
     else:
-        checks = bundle_checks(manifest, evaluation.end_to_end, prod_metrics, h.bundle.gate, prod_name)
+        checks = bundle_checks(
+            manifest,
+            evaluation.end_to_end,
+            prod_figures.end_to_end if prod_figures else None,
+            h.bundle.gate,
+            prod_name,
+            evaluation.detectors,
+            prod_figures.detectors if prod_figures else None,
+        )
     decision = BundleDecision(
         bundle_model=model.name,
         candidate_version=str(model.version),
         production_version=prod_name,
         pins=manifest.pins(),
         candidate=evaluation,
-        production=prod_metrics,
+        production=prod_figures.end_to_end if prod_figures else None,
+        production_detectors=prod_figures.detectors if prod_figures else {},
         checks=checks,
         passed=all(c.passed for c in checks),
         reasons=bundle_reasons(checks, prod_name),
@@ -65,6 +74,7 @@ def gate_bundle(
             "gate_reasons": decision.reasons,
             "end_to_end_top1": e.top1 if e else -1.0,
             "hierarchical_f": e.hierarchical_f if e else -1.0,
+            "detector_map50": {g: d.map50 for g, d in evaluation.detectors.items()},
             "leaf_dataset_version_id": manifest.leaf_dataset_version_id,
         },
         infer_model=True,

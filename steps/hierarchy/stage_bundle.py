@@ -20,7 +20,7 @@ from steps.hierarchy.nodes import node_entry
 from visionloop.deploy.types import Check
 from visionloop.hierarchy import evaluate
 from visionloop.hierarchy.dataset import ClassificationDataset, test_records
-from visionloop.hierarchy.release import bundle_release, classifier_release
+from visionloop.hierarchy.release import bundle_release, node_release, self_test_samples
 from visionloop.hierarchy.spec import HierarchyDeploy, HierarchySpec
 from visionloop.hierarchy.types import BundleDecision, BundleManifest, BundleOutcome
 
@@ -38,11 +38,12 @@ def stage_bundle(
     code_commit: str | None = None,
 ) -> Annotated[BundleOutcome, "bundle_staging"]:
     """A refused bundle stops here (production unchanged), with the gate's reasons. A
-    passed one: each node version gets its own signed ``classify`` version folder, the
-    bundle a ``hierarchy`` folder holding every node's ONNX file; the bundle gets the
+    passed one: each node version gets its own signed version folder (``classify``, or
+    ``detect`` for a detector child), the bundle a ``hierarchy`` folder holding every
+    node's ONNX file, with self-test samples of every group; the bundle gets the
     staging pointer and stage; then the edge runtime's code pulls, verifies, loads and
-    self-tests it, and the published copy must give the gate's end-to-end top-1 within
-    the latency and size budgets."""
+    self-tests it, and the published copy must give the gate's end-to-end top-1 (and
+    each detector group's mAP50) within the latency and size budgets."""
     h, d = HierarchySpec.model_validate(spec), HierarchyDeploy(**deploy)
     outcome = BundleOutcome(
         bundle_model=decision.bundle_model,
@@ -56,15 +57,25 @@ def stage_bundle(
         return outcome
     key = control_plane.signing_key(d.signing_secret, create=True)
     publisher = control_plane.publisher(channel, key, d.s3_endpoint)
-    _, images = test_records(leaf)
-    samples = images[: d.self_test_images]
+    records, images = test_records(leaf)
+    samples = self_test_samples(records, images, h.label_group, d.self_test_images)
     models = {}
     for node_key, node in manifest.nodes.items():
         _, blob = node_entry(node.model, node.version)
         models[node_key] = blob.data
         fields = {"dataset_version_id": node.dataset_version_id, "node": node_key, "hierarchy": h.name}
+        own = samples
+        if node.task == "detect":  # a detector's own self-test: images of its group
+            own = self_test_samples(records, images, h.label_group, d.self_test_images, node_key)
         publisher.publish(
-            classifier_release(node.model, node.version, blob, samples, h.bundle.uncertain_high, fields)
+            node_release(
+                node,
+                blob,
+                own,
+                h.bundle.uncertain_high,
+                fields,
+                h.groups[node_key].thresholds if node_key in h.groups else None,
+            )
         )
     e = decision.candidate.end_to_end
     assert e is not None  # a passed gate measured it
@@ -113,7 +124,8 @@ def stage_bundle(
                 )
             )
         if isinstance(loaded, LoadedBundle):
-            top1 = evaluate.evaluate_bundle(loaded.bundle, leaf, h.group_of)[0].top1
+            published_figures = evaluate.evaluate_bundle(loaded.bundle, leaf, h.declared)
+            top1 = published_figures.end_to_end.top1
             latency = evaluate.bundle_latency(loaded.bundle, images, d.staging.latency_images)
             size = sum(f.stat().st_size for f in Path(verified.path).rglob("*.onnx"))
             checks += [
@@ -123,6 +135,16 @@ def stage_bundle(
                     value=top1,
                     limit=e.top1,
                 ),
+                *[
+                    Check(
+                        name=f"detector {g}: mAP50 of the published copy equals the gate's",
+                        passed=abs(route.map50 - decision.candidate.detectors[g].map50) <= 1e-9,
+                        value=route.map50,
+                        limit=decision.candidate.detectors[g].map50,
+                    )
+                    for g, route in published_figures.detectors.items()
+                    if g in decision.candidate.detectors
+                ],
                 Check(
                     name="latency p95 (ms)",
                     passed=latency["p95"] <= d.staging.max_latency_p95_ms,
