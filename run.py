@@ -11,12 +11,13 @@ Examples:
     python run.py --stack local-s3 train   # any command on another stack, for this command only
     python run.py --stack kubernetes data --schedule   # the stack file's schedule, on its orchestrator
     python run.py dashboard             # ZenML dashboard + MLflow UI, offline; prints their URLs
-    python run.py trigger-server --token-file trigger-token   # start training runs over HTTP
+    python run.py trigger-server --token-file trigger-token   # start runs over HTTP
     python run.py deploy                # gate, stage and promote the latest model version
     python run.py promote metal-tags-detector 3 --to production --reason "reviewed"
     python run.py rollback metal-tags-detector
     python run.py models metal-tags-detector   # versions, stages and channel pointers
     python run.py monitor               # edge prediction logs against the training data (drift)
+    python run.py --stack kubernetes monitor --schedule   # hourly, on the orchestrator
     python run.py label                 # a labeling round in Label Studio (prints the project URL)
     python run.py hierarchy --config configs/cifar10_tree.yaml   # parent + children, bundle, channel
 """

@@ -14,6 +14,7 @@ from zenml.models import PipelineRunResponse
 
 from pipelines.data_pipeline import data_pipeline
 from stacks.options import run_options
+from steps.monitoring import production_target
 from visionloop import constants
 from visionloop.config import REPO_ROOT, DataSettings, VisionloopConfig
 from visionloop.data.dataset import ImageDataset
@@ -339,12 +340,41 @@ class MonitorRunResult:
             "low_confidence_share": d.low_confidence_share,
             "log": {k: v for k, v in d.log.items() if k != "examples"},
             "action": d.action,
+            "model": d.model,
+            "follow_up": d.follow_up.model_dump() if d.follow_up else None,
             "reasons": d.reasons,
         }
 
 
-class MonitorError(RuntimeError):
-    pass
+def monitoring_parameters(
+    config: VisionloopConfig,
+    since: datetime | None,
+    until: datetime | None,
+    logs: str | None,
+    config_name: str | None,
+) -> dict[str, Any]:
+    """The monitoring pipeline's parameters. Without ``since``/``until`` the run picks
+    its window when it executes (a scheduled run: the ``window_hours`` before it)."""
+    from stacks.bootstrap import stack_setting
+    from stacks.spec import StackError
+
+    settings = config.monitor.model_copy()
+    if settings.trigger_config is None and config_name:
+        settings.trigger_config = config_name
+    if not settings.trigger_url:  # the stack's trigger service, if its file names one
+        try:
+            settings.trigger_url = stack_setting("trigger_url") or None
+        except StackError:
+            settings.trigger_url = None
+    return {
+        "model_name": config.registered_model_name,
+        "logs": logs or settings.logs or stack_setting("edge_logs"),
+        "settings": settings.model_dump(),
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "s3_endpoint": config.deploy.s3_endpoint,
+        "thresholds": config.deploy.thresholds.model_dump(),
+    }
 
 
 def run_monitoring_pipeline(
@@ -352,47 +382,56 @@ def run_monitoring_pipeline(
     since: datetime | None = None,
     until: datetime | None = None,
     logs: str | None = None,
+    config_name: str | None = None,
 ) -> MonitorRunResult:
     """Compare the prediction logs of [since, until) (default: the last
-    ``monitor.window_hours``) with the production model's data set version."""
-    from zenml.client import Client
-    from zenml.enums import ModelStages
-
+    ``monitor.window_hours``) with the production model's data set version.
+    ``config_name``: how the trigger service knows this configuration (for a follow-up
+    asked through ``monitor.trigger_url``)."""
     from pipelines.monitoring_pipeline import monitoring_pipeline
-    from stacks.bootstrap import stack_setting
 
-    name = config.registered_model_name
-    try:
-        production = Client().get_model_version(name, ModelStages.PRODUCTION)
-    except KeyError as exc:
-        raise MonitorError(f"model {name} has no production version to monitor: deploy one first") from exc
-    dataset = production.get_artifact(constants.IMAGE_DATASET)
-    if dataset is None:
-        raise MonitorError(
-            f"{name} version {production.name} has no linked {constants.IMAGE_DATASET} artifact"
-        )
-    onnx = production.get_artifact(constants.ONNX_MODEL)
-    settings = config.monitor
-    logs = logs or settings.logs or stack_setting("edge_logs")
+    production_target(config.registered_model_name)  # a clear error before anything starts
     until = until or datetime.now(UTC)
-    since = since or until - timedelta(hours=settings.window_hours)
-    run = monitoring_pipeline.with_options(**run_options(monitoring_pipeline))(
-        dataset_artifact_id=str(dataset.id),
-        dataset_version_id=str(production.run_metadata.get("dataset_version_id", "")),
-        logs=logs,
-        since=since.isoformat(),
-        until=until.isoformat(),
-        settings=settings.model_dump(),
-        s3_endpoint=config.deploy.s3_endpoint,
-        model_artifact_id=str(onnx.id) if onnx is not None else None,
-        thresholds=config.deploy.thresholds.model_dump(),
-    )
+    since = since or until - timedelta(hours=config.monitor.window_hours)
+    params = monitoring_parameters(config, since, until, logs, config_name)
+    run = monitoring_pipeline.with_options(**run_options(monitoring_pipeline))(**params)
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
     run = run.get_hydrated_version()
     return MonitorRunResult(
-        run=run, decision=output(run, "detect_drift", constants.DRIFT_DECISION), logs=logs
+        run=run, decision=output(run, "detect_drift", constants.DRIFT_DECISION), logs=params["logs"]
     )
+
+
+def schedule_monitoring_pipeline(
+    config: VisionloopConfig, logs: str | None = None, config_name: str | None = None
+) -> dict[str, Any]:
+    """Hand the monitoring pipeline to the orchestrator with the active stack's
+    ``schedules.monitor``. Each run resolves the production model and its window (the
+    ``window_hours`` before it) when it executes; a drift's follow-up goes through
+    ``monitor.trigger_url`` (without one, the decision is recorded and nothing starts)."""
+    from pipelines.monitoring_pipeline import monitoring_pipeline
+
+    options = run_options(monitoring_pipeline, schedule="monitor")
+    params = monitoring_parameters(config, None, None, logs, config_name)
+    monitoring_pipeline.with_options(**options)(**params)
+    schedule = options["schedule"]
+    settings = config.monitor
+    follow_up = (
+        "none (monitor.on_drift: none)"
+        if settings.on_drift == "none"
+        else f"{settings.on_drift} through {settings.trigger_url}"
+        if settings.trigger_url
+        else f"NOT started: {settings.on_drift} needs monitor.trigger_url in scheduled runs"
+    )
+    return {
+        "pipeline": constants.MONITORING_PIPELINE,
+        "schedule": schedule.cron_expression or f"every {schedule.interval_second}",
+        "model": config.registered_model_name,
+        "logs": params["logs"],
+        "window_hours": settings.window_hours,
+        "on_drift": follow_up,
+    }
 
 
 @dataclass

@@ -40,8 +40,8 @@ from pydantic import BaseModel, ValidationError
 STACKS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = STACKS_DIR.parent
 TOP_LEVEL = ("name", "components", "secrets", "settings", "steps", "schedules", "visionloop")
-VISIONLOOP_KEYS = ("channel", "edge_logs", "raw_images", "s3_endpoint", "mlflow_artifacts")
-SCHEDULABLE = ("data",)  # pipelines whose parameters stay meaningful when a schedule repeats them
+VISIONLOOP_KEYS = ("channel", "edge_logs", "raw_images", "s3_endpoint", "mlflow_artifacts", "trigger_url")
+SCHEDULABLE = ("data", "monitor")  # pipelines whose parameters stay meaningful when a schedule repeats them
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -148,7 +148,12 @@ class MonitorSettings(StrictModel):
     stat test (``method``; ``threshold``: p-value below it for tests, distance at or
     above it for distances) says drift, or whose share of images with no detection above
     ``low_confidence`` exceeds ``max_low_confidence_share``, is drift; ``on_drift`` says
-    what it triggers."""
+    what it triggers. ``trigger_url``: the HTTP trigger service (``python run.py
+    trigger-server``) the run itself asks for the follow-up job (``label`` or ``main``);
+    scheduled runs need it, as no command is around them to start the job. Its token comes
+    from ``$VISIONLOOP_TRIGGER_TOKEN`` or the ZenML secret ``trigger_token_secret`` (field
+    ``token``); ``trigger_config`` names the configuration there (default: this file's
+    name)."""
 
     logs: str | None = None
     window_hours: float = Field(24.0, gt=0)
@@ -165,6 +170,9 @@ class MonitorSettings(StrictModel):
     low_confidence: float = Field(0.25, ge=0, le=1)
     max_low_confidence_share: float = Field(0.6, ge=0, le=1)
     on_drift: Literal["none", "label", "retrain"] = "label"
+    trigger_url: str | None = None
+    trigger_token_secret: str = "visionloop-trigger"
+    trigger_config: str | None = None
 
 
 class LabelSettings(StrictModel):

@@ -1,8 +1,10 @@
-"""An HTTP trigger for training runs: a small authenticated service (standard library
-only) that starts ``python run.py train`` (or the main job) when asked, one run at a
-time, and reports how each went.
+"""An HTTP trigger for runs: a small authenticated service (standard library only) that
+starts ``python run.py train``, the main job, a labeling round or a monitoring run when
+asked, one run at a time, and reports how each went. A scheduled monitoring run asks it
+for the follow-up of a drift (``monitor.trigger_url``).
 
-    POST /v1/runs         {"job": "train" | "main", "config": "<name in the config folder>"}
+    POST /v1/runs         {"job": "train" | "main" | "label" | "monitor",
+                           "config": "<name in the config folder>"}
                           -> 202 {"id": ..., "status": "queued", "url": "/v1/runs/<id>"}
     GET  /v1/runs/<id>    -> {"status": "queued" | "running" | "succeeded" | "failed",
                               "returncode", "summary" (the run's JSON summary), "log_tail"}
@@ -36,7 +38,7 @@ from typing import Any
 
 log = logging.getLogger("visionloop.trigger")
 
-JOBS = ("train", "main")
+JOBS = ("train", "main", "label", "monitor")
 MAX_BODY = 64 * 1024
 MIN_TOKEN_CHARS = 16
 CONFIG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

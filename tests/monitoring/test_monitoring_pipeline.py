@@ -47,25 +47,31 @@ def log_lines(images: list[bytes], when: datetime, detector: OnnxDetector) -> li
     return lines
 
 
-def production_model_on(dataset_artifact_id: str, dataset_version_id: str, onnx: Path) -> None:
-    """A production version of MODEL trained on that data set version, with its ONNX
-    model, as the deployment pipeline leaves it (the control plane's state; the model is
-    the ABD checkpoint's export: no training needed here)."""
+def production_model_on(
+    dataset_artifact_id: str, dataset_version_id: str, onnx: Path, model: str = MODEL
+) -> str:
+    """A new production version of ``model`` trained on that data set version, with its
+    ONNX model, as the deployment pipeline leaves it (the control plane's state; the model
+    is the ABD checkpoint's export: no training needed here). Returns the version."""
     import materializers.model_blob_materializer  # noqa: F401 - registers ModelBlob's materializer
     from tests.deploy.channel_helpers import onnx_blob
     from visionloop import constants
 
     client = Client()
-    client.create_model(name=MODEL)
-    version = client.create_model_version(model_name_or_id=MODEL)
+    try:
+        client.get_model(model)
+    except KeyError:
+        client.create_model(name=model)
+    version = client.create_model_version(model_name_or_id=model)
     name = str(version.name)
     link_artifact_to_model(
-        client.get_artifact_version(dataset_artifact_id), model=Model(name=MODEL, version=name)
+        client.get_artifact_version(dataset_artifact_id), model=Model(name=model, version=name)
     )
     blob = save_artifact(onnx_blob(onnx), name=constants.ONNX_MODEL)
-    link_artifact_to_model(blob, model=Model(name=MODEL, version=name))
-    log_metadata(metadata={"dataset_version_id": dataset_version_id}, model_name=MODEL, model_version=name)
+    link_artifact_to_model(blob, model=Model(name=model, version=name))
+    log_metadata(metadata={"dataset_version_id": dataset_version_id}, model_name=model, model_version=name)
     version.set_stage("production", force=True)
+    return name
 
 
 def test_monitor_flags_a_darkened_camera(
@@ -141,3 +147,67 @@ def test_monitor_flags_a_darkened_camera(
     second = Client().get_pipeline_run(summary["run"])
     assert second.steps["reference_features"].status.value == "cached"
     assert second.steps["reference_prediction_features"].status.value == "cached"
+
+
+def test_a_scheduled_run_watches_what_is_in_production_when_it_runs(
+    zenml_stack, abd_onnx, tmp_path: Path, monkeypatch
+) -> None:
+    """The parameters a schedule repeats name no model version and no window: each run
+    resolves both when it executes, asks the trigger service for the follow-up of a drift,
+    and takes the reference statistics of a data set version it has seen from the cache."""
+    from pipelines.launch import monitoring_parameters
+    from pipelines.monitoring_pipeline import monitoring_pipeline
+    from tests.monitoring.helpers import TOKEN, finished, serve
+
+    model = "tags-scheduled"
+    service = serve(tmp_path)
+    trigger = next(service)  # its configuration folder holds tags.yaml
+    monkeypatch.setenv("VISIONLOOP_TRIGGER_TOKEN", TOKEN)
+    base = yaml.safe_load((REPO_ROOT / "configs" / "metal_tags.yaml").read_text())
+    base["data"]["source"] = str(METAL_TAGS)
+    base["model_name"] = model
+    base["monitor"] = {"logs": str(tmp_path / "logs"), "on_drift": "label", "trigger_url": trigger.url}
+    config_path = tmp_path / "tags.yaml"
+    config_path.write_text(yaml.safe_dump(base))
+    config = load_config(config_path)
+    data = run_data_pipeline(config.data)
+    first = production_model_on(data.artifact_id, data.dataset.version_id, abd_onnx, model)
+
+    params = monitoring_parameters(config, None, None, None, config_path.stem)
+    assert params["model_name"] == model and params["since"] is None and params["until"] is None
+    _, held = metal_tag_pools(METAL_TAGS)
+    detector = OnnxDetector(abd_onnx, conf=0.25, iou=0.7)
+    (tmp_path / "logs").mkdir()
+    now = datetime.now(UTC)
+    lines = log_lines(stream(held, "darker", 40, 1), now - timedelta(minutes=30), detector)
+    lines += log_lines(stream(held, "none", 10, 2), now - timedelta(hours=30), detector)  # before the window
+    (tmp_path / "logs" / "predictions.jsonl").write_text("\n".join(lines) + "\n")
+
+    run = monitoring_pipeline(**params)
+    assert run is not None
+    run = run.get_hydrated_version()
+    decision = run.steps["detect_drift"].outputs["drift_decision"][0].load()
+    assert decision.model == f"{model}:{first}" and decision.reference == data.dataset.version_id
+    assert decision.drift and "brightness" in decision.drifted_features
+    assert decision.current_images == 40 and decision.log["outside_window"] == 10
+    since, until = (datetime.fromisoformat(decision.window[k]) for k in ("since", "until"))
+    assert now <= until <= datetime.now(UTC) and until - since == timedelta(hours=24)
+    follow = decision.follow_up
+    assert decision.action == "label" and follow is not None and follow.requested, follow
+    assert finished(trigger.service, str(follow.run_id))["status"] == "succeeded"
+    assert trigger.started == [("label", "tags.yaml")]
+
+    # a new production version (same data set) and the trigger service down: the next
+    # run of the same parameters watches the new version and records the failed request
+    second = production_model_on(data.artifact_id, data.dataset.version_id, abd_onnx, model)
+    next(service, None)  # stops the service
+    run = monitoring_pipeline(**params)
+    assert run is not None
+    run = run.get_hydrated_version()
+    decision = run.steps["detect_drift"].outputs["drift_decision"][0].load()
+    assert decision.model == f"{model}:{second}" != f"{model}:{first}"
+    assert decision.drift and decision.follow_up is not None and not decision.follow_up.requested
+    assert decision.follow_up.error is not None and "could not reach" in decision.follow_up.error
+    assert run.status.value == "completed" and trigger.started == [("label", "tags.yaml")]
+    assert run.steps["reference_features"].status.value == "cached"  # the data set is the same
+    assert run.steps["reference_prediction_features"].status.value == "completed"  # the model is not

@@ -228,6 +228,28 @@ def test_run_options_carry_settings_the_gpu_step_and_the_schedule(cloud_env: Non
         run_options(data_pipeline, schedule="data", env="local")
 
 
+def test_monitoring_is_scheduled_hourly_and_asks_the_stacks_trigger_service(
+    cloud_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zenml.config.schedule import Schedule
+
+    from pipelines.monitoring_pipeline import monitoring_pipeline
+    from stacks.bootstrap import stack_setting
+    from stacks.options import run_options
+
+    for env in ("kubernetes", "sagemaker"):
+        options = run_options(monitoring_pipeline, schedule="monitor", env=env)
+        assert isinstance(options["schedule"], Schedule)
+        assert options["schedule"].cron_expression == "0 * * * *"
+        monitoring_pipeline.with_options(**options)  # ZenML takes them as they are
+    assert stack_setting("trigger_url", "kubernetes") == "http://visionloop-trigger:8787"
+    assert stack_setting("trigger_url", "sagemaker") == ""  # none unless VISIONLOOP_TRIGGER_URL says
+    monkeypatch.setenv("VISIONLOOP_TRIGGER_URL", "https://trigger.example.com")
+    assert stack_setting("trigger_url", "sagemaker") == "https://trigger.example.com"
+    with pytest.raises(StackError, match="stacks/local.yaml has no schedules.monitor"):
+        run_options(monitoring_pipeline, schedule="monitor", env="local")
+
+
 def test_stack_check_command(cloud_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import run
 

@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from visionloop.config import MonitorSettings
+from visionloop.monitoring.follow_up import FollowUp
 
 P_VALUE_METHODS = {"ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw", "cramer_von_mises"}
 
@@ -47,6 +48,8 @@ class DriftDecision(BaseModel):
     features: list[FeatureDrift] = Field(default_factory=list)
     log: dict[str, Any] = Field(default_factory=dict)  # lines, empty, malformed, examples
     action: str = "none"  # what was triggered: none, label, retrain
+    model: str | None = None  # the production model version monitored, as "name:version"
+    follow_up: FollowUp | None = None  # asked of the trigger service (scheduled runs)
     reasons: list[str] = Field(default_factory=list)
 
 
