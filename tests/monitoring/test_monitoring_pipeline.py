@@ -13,6 +13,7 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 from zenml import Model, link_artifact_to_model, log_metadata, save_artifact
+from zenml.artifacts.utils import load_artifact_visualization
 from zenml.client import Client
 from zenml.io import fileio
 
@@ -115,10 +116,13 @@ def test_monitor_flags_a_darkened_camera(
     assert labeling["created_tasks"] == 3 and labeling["images"]["queued"] == 3
 
     run_model = Client().get_pipeline_run(summary["run"])
-    for name in ("drift_decision", "drift_report"):
+    for name, heading in (("drift_decision", "<h2>Monitoring: DRIFT</h2>"), ("drift_report", "brightness")):
         artifact = run_model.steps["detect_drift"].outputs[name][0]
-        html = [v for v in artifact.visualizations if str(v.type.value) == "html"]
-        assert html and fileio.exists(html[0].uri), f"{name} has no HTML view"
+        html = [i for i, v in enumerate(artifact.visualizations) if str(v.type.value) == "html"]
+        assert html and fileio.exists(artifact.visualizations[html[0]].uri), f"{name} has no HTML view"
+        # what the dashboard's visualize endpoint serves (zenml.zen_server: load_artifact_visualization)
+        shown = load_artifact_visualization(artifact, index=html[0], zen_store=Client().zen_store)
+        assert heading in str(shown.value), (name, str(shown.value)[:300])
     decision = run_model.steps["detect_drift"].outputs["drift_decision"][0].load()
     assert decision.drift and decision.log["malformed"] == 2
     # what the model answered is compared too, with its answers on the held-out images
