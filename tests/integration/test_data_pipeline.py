@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -81,3 +82,30 @@ def test_a_new_file_reruns_ingestion_and_makes_a_new_version(zenml_stack, tmp_pa
     assert after.dataset.version_id != before.dataset.version_id
     assert len(after.dataset.records) == len(before.dataset.records) + 1
     assert Path(src / "new.jpg").exists()
+
+
+def test_a_file_changed_in_place_and_a_lost_blob_are_caught_by_the_next_run(zenml_stack, tmp_path):
+    """A re-run skips reading the files it has seen (same path, size and change stamp)
+    whose blobs are stored; a file rewritten in place must still be hashed and checked
+    again, and a blob that went missing from the image store must be written again."""
+    src = tmp_path / "raw"
+    shutil.copytree(REPO_ROOT / "data" / "metal-tags" / "good", src)
+    settings = DataSettings(source=str(src), format="none")
+    before = run_data_pipeline(settings)
+    first = {r.path: r for r in before.dataset.records}
+    changed, kept = sorted(first)[:2]
+    new_bytes = image_bytes(seed=7, size=(450, 300))
+    with open(src / changed, "r+b") as fh:  # same path and inode, other bytes
+        fh.truncate(0)
+        fh.write(new_bytes)
+    lost = before.dataset.blobs.local_path(first[kept].sha256, first[kept].ext)
+    assert lost is not None and lost.is_file()
+    lost.unlink()
+    after = run_data_pipeline(settings)
+    second = {r.path: r for r in after.dataset.records}
+    assert second[changed].sha256 == hashlib.sha256(new_bytes).hexdigest() != first[changed].sha256
+    assert second[kept].sha256 == first[kept].sha256
+    assert after.dataset.version_id != before.dataset.version_id
+    for r in after.dataset.records:
+        assert after.dataset.blobs.has(r.sha256, r.ext), r.path
+    assert hashlib.sha256(lost.read_bytes()).hexdigest() == first[kept].sha256

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from visionloop.data.blobstore import LocalBlobStore
 from visionloop.data.dataset import DatasetManifest, ImageDataset
 from visionloop.data.export import export_yolo
 from visionloop.data.importers.yolo import parse_yolo_txt
-from visionloop.data.types import Box, ImageRecord, LabelStatus
+from visionloop.data.types import (
+    Box,
+    ImageRecord,
+    Labels,
+    LabelStatus,
+    make_box,
+    make_labels,
+    make_record,
+)
 
 
 def make_dataset(tmp_path: Path, source: str = "/a", boxes_x1: float = 2.0, order: int = 1) -> ImageDataset:
@@ -76,3 +85,23 @@ def test_yolo_export_round_trips_boxes(tmp_path):
             tmp_path / "yolo" / "images" / r.split / f"{r.sha256[:16]}.jpg"
         ).read_bytes() == ds.read_bytes(r)
     assert not list((tmp_path / "yolo").glob("images/*/" + ds.records[-1].sha256[:16] + "*"))
+
+
+def test_unvalidated_constructors_make_what_the_classes_make(tmp_path):
+    """``make_box``/``make_labels``/``make_record`` skip pydantic's validation (ingestion
+    and QA's hot path); what they make must equal, hash, serialise and version alike."""
+    assert make_box(1, 1.5, 2.0, 30.0, 40.25) == Box(class_id=1, x1=1.5, y1=2.0, x2=30.0, y2=40.25)
+    assert hash(make_box(0, 1.0, 2.0, 3.0, 4.0)) == hash(Box(class_id=0, x1=1.0, y1=2.0, x2=3.0, y2=4.0))
+    assert make_labels("job-1", "g") == Labels(labeling_job="job-1", group="g")
+    assert (
+        make_labels(status=LabelStatus.UNLABELED)
+        == Labels.unlabeled()
+        == Labels(status=LabelStatus.UNLABELED)
+    )
+    validated = make_dataset(tmp_path)
+    fields = [{f.name: getattr(r, f.name) for f in dataclasses.fields(r)} for r in validated.records]
+    made = [make_record(**f) for f in fields]
+    assert made == validated.records
+    manifest = validated.manifest.model_copy(update={"records": made})
+    assert manifest.model_dump_json() == validated.manifest.model_dump_json()
+    assert ImageDataset(manifest, validated.blobs).version_id == validated.version_id

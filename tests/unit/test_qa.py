@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import posixpath
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +17,18 @@ from tests import bad_inputs
 from tests.factories import image_bytes
 from visionloop.data.blobstore import LocalBlobStore
 from visionloop.data.facts_cache import FactsCache
-from visionloop.data.ingest import ingest
+from visionloop.data.importers.common import file_ext
+from visionloop.data.ingest import Scan, ingest
 from visionloop.data.qa import RULES, QAConfig, QARunner, exif_transform_box
 from visionloop.data.sources import LocalSource
-from visionloop.data.types import Box, Candidate, Labels, LabelStatus
+from visionloop.data.types import (
+    Box,
+    Candidate,
+    ImageRecord,
+    Labels,
+    LabelStatus,
+    QuarantineReport,
+)
 
 
 def run_qa(root: Path, blobs: Path, **config: object):
@@ -226,3 +237,89 @@ def test_local_source_refuses_a_symlinked_folder_that_leaves_the_root(tmp_path):
     assert not source.contains("plain/../out/b.jpg")
     assert source.local_path("plain/back/a.jpg") == (root / "plain" / "a.jpg").resolve()
     assert not source.contains("out/b.jpg")  # asked again: a symlinked folder is never remembered
+
+
+def rerun(root: Path, tmp_path: Path) -> tuple[QARunner, list[ImageRecord], QuarantineReport]:
+    """One QA run over ``root`` (no labels) with the blob store and facts cache that
+    every call with this ``tmp_path`` shares."""
+    source = LocalSource(root)
+    scan = Scan(source, "none")
+    runner = QARunner(
+        source, LocalBlobStore(tmp_path / "blobs"), [], cache=FactsCache(tmp_path / "facts.sqlite")
+    )
+    records, report = runner.run(scan.candidates(), source.uri)
+    runner.cache.close()
+    assert report.total == report.accepted + report.quarantined
+    return runner, records, report
+
+
+def three_images(root: Path) -> None:
+    root.mkdir()
+    for i in range(3):
+        (root / f"{i}.jpg").write_bytes(image_bytes(seed=i))
+
+
+def test_a_blob_removed_from_the_store_is_noticed_and_written_again(tmp_path):
+    three_images(tmp_path / "raw")
+    _, first, _ = rerun(tmp_path / "raw", tmp_path)
+    blob = tmp_path / "blobs" / first[1].sha256[:2] / f"{first[1].sha256}.jpg"
+    blob.unlink()
+    shutil.rmtree(tmp_path / "blobs" / first[2].sha256[:2])  # a whole two-letter folder, too
+    runner, second, _ = rerun(tmp_path / "raw", tmp_path)
+    assert runner.decoded == 0  # read and hashed again; the facts still came from the cache
+    assert [r.sha256 for r in second] == [r.sha256 for r in first]
+    for r in second:
+        stored = tmp_path / "blobs" / r.sha256[:2] / f"{r.sha256}.jpg"
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == r.sha256
+
+
+def test_a_file_changed_in_place_is_hashed_and_checked_again(tmp_path):
+    root = tmp_path / "raw"
+    three_images(root)
+    _, first, _ = rerun(root, tmp_path)
+    small = image_bytes(seed=9, size=(20, 20))  # below min_side: the new bytes must be checked
+    with open(root / "1.jpg", "r+b") as fh:  # same path, same inode, other bytes and size
+        fh.truncate(0)
+        fh.write(small)
+    same_size = root / "2.jpg"
+    st = same_size.stat()
+    same_size.write_bytes(b"\x00" * st.st_size)  # same size: only the change time tells
+    os.utime(same_size, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    runner, second, report = rerun(root, tmp_path)
+    assert runner.decoded == 2
+    assert [r.sha256 for r in second] == [first[0].sha256]
+    rules = {e.path: (e.rule, e.sha256) for e in report.entries}
+    assert rules == {
+        "1.jpg": ("too_small", hashlib.sha256(small).hexdigest()),
+        "2.jpg": ("not_an_image", hashlib.sha256(b"\x00" * st.st_size).hexdigest()),
+    }
+
+
+def test_listing_marks_symlinks_and_qa_resolves_those(tmp_path):
+    """A listed file that is not a symlink is ``plain``: QA does not resolve its path.
+    A symlink is resolved: accepted when it stays inside the root, quarantined when not."""
+    root, outside = tmp_path / "raw", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    (root / ".store").mkdir()
+    outside.mkdir()
+    (root / "sub" / "a.jpg").write_bytes(image_bytes(seed=1))
+    (root / ".store" / "b.jpg").write_bytes(image_bytes(seed=2))  # hidden: not listed
+    (outside / "c.jpg").write_bytes(image_bytes(seed=3))
+    (root / "in.jpg").symlink_to(root / ".store" / "b.jpg")
+    (root / "out.jpg").symlink_to(outside / "c.jpg")
+    (root / "linked").symlink_to(root / "sub", target_is_directory=True)  # not descended into
+    assert {f.path: f.plain for f in LocalSource(root).list_files()} == {
+        "in.jpg": False,
+        "out.jpg": False,
+        "sub/a.jpg": True,
+    }
+    _, records, report = rerun(root, tmp_path)
+    assert sorted(r.path for r in records) == ["in.jpg", "sub/a.jpg"]
+    assert {e.path: e.rule for e in report.entries} == {"out.jpg": "path_escapes_root"}
+
+
+@pytest.mark.parametrize(
+    "path", ["a.jpg", "d/b.JPEG", "d.x/c", ".hidden", "d/..jpg", "d/.a.jpg", "a.", "noext", "a/b.tar.gz", ""]
+)
+def test_file_ext_is_splitext(path):
+    assert file_ext(path) == posixpath.splitext(path)[1].lower()

@@ -79,9 +79,60 @@ class LocalBlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def names(self, folder: str) -> set[str]:
+        """The blobs in one two-letter folder, as file names (``<sha256><ext>``): one
+        ``scandir``. Raises ``OSError`` when the folder cannot be read (none: empty)."""
+        try:
+            return {n for n in os.listdir(self._prefix + folder) if not n.startswith(".")}
+        except FileNotFoundError:
+            return set()
+
     def get(self, sha256: str, ext: str) -> bytes:
         with open(self._path(sha256, ext), "rb") as fh:
             return fh.read()
 
     def local_path(self, sha256: str, ext: str) -> Path | None:
         return Path(self._path(sha256, ext))
+
+
+class BlobIndex:
+    """Which blobs ``store`` holds, for one QA run, which asks about every image it has
+    seen before. A ``LocalBlobStore``'s two-letter folders are listed once each, when
+    first asked about: one ``scandir`` per folder instead of a ``stat`` per blob (about
+    256 listings for 10,000 blobs, a third of the time). At most ``MAX_NAMES`` names are
+    held; folders beyond that, and other stores, are asked blob by blob. A blob that is
+    removed while the run goes on is seen by the next run (``put`` writes it again)."""
+
+    MAX_NAMES = 1 << 16  # ~8 MiB of names
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._local = store if isinstance(store, LocalBlobStore) else None
+        self._folders: dict[str, set[str] | None] = {}  # None: too many names, stat each
+        self._names = 0
+
+    def has(self, sha256: str, ext: str) -> bool:
+        if self._local is None:
+            return self.store.has(sha256, ext)
+        folder = sha256[:2]
+        names = self._folders[folder] if folder in self._folders else self._list(folder)
+        return self._local.has(sha256, ext) if names is None else f"{sha256}{ext}" in names
+
+    def _list(self, folder: str) -> set[str] | None:
+        assert self._local is not None
+        names: set[str] | None = None
+        if self._names < self.MAX_NAMES:
+            try:
+                names = self._local.names(folder)
+                self._names += len(names)
+            except OSError:  # unreadable: ask blob by blob
+                names = None
+        self._folders[folder] = names
+        return names
+
+    def put(self, sha256: str, ext: str, data: bytes) -> None:
+        """``store.put``, and remember that the blob is there."""
+        self.store.put(sha256, ext, data)
+        names = self._folders.get(sha256[:2])
+        if names is not None:
+            names.add(f"{sha256}{ext}")

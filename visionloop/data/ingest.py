@@ -20,6 +20,7 @@ from visionloop.data.importers import (
     NON_IMAGE_NAMES,
     import_labels,
 )
+from visionloop.data.importers.common import file_ext
 from visionloop.data.sources import DataSource, SourceFile
 from visionloop.data.types import Candidate, IgnoredFile, Labels
 
@@ -43,7 +44,7 @@ class Ingested(BaseModel):
 def group_of(path: str, pattern: re.Pattern[str] | None) -> str:
     """The capture group of an image: the regex's ``group`` (or first) group matched
     against the file name, else the path without its extension (a group of one)."""
-    name = posixpath.basename(path)
+    name = path[path.rfind("/") + 1 :]  # posixpath.basename
     if pattern is not None:
         match = pattern.search(name)
         if match:
@@ -55,7 +56,7 @@ def split_listing(source: DataSource, files: list[SourceFile]) -> tuple[list[Sou
     """(image candidates, other files) of a listing."""
     images, others = [], []
     for f in files:
-        ext = posixpath.splitext(f.path)[1].lower()
+        ext = file_ext(f.path)
         if ext in IMAGE_EXTENSIONS:
             images.append(f)
         elif (
@@ -142,6 +143,7 @@ class Scan:
                 source_uri=source.uri_for(f.path),
                 size=f.size,
                 stamp=f.stamp,
+                plain=f.plain,
                 labels=label,
                 group=label.group or group_of(f.path, pattern),
             )

@@ -23,7 +23,6 @@ import hashlib
 import io
 import itertools
 import math
-import posixpath
 import sys
 import warnings
 from collections import defaultdict
@@ -34,8 +33,9 @@ from typing import Any, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from visionloop.data.blobstore import BlobStore
+from visionloop.data.blobstore import BlobIndex, BlobStore
 from visionloop.data.facts_cache import FactsCache
+from visionloop.data.importers.common import file_ext
 from visionloop.data.sources import DataSource, within_root
 from visionloop.data.types import (
     Box,
@@ -44,6 +44,8 @@ from visionloop.data.types import (
     LabelStatus,
     QuarantineEntry,
     QuarantineReport,
+    make_box,
+    make_record,
 )
 
 RULES: dict[str, str] = {
@@ -69,7 +71,11 @@ RULES: dict[str, str] = {
     "duplicate": "the same image bytes with the same labels appeared earlier; kept once",
 }
 
-PREFETCH = 256  # candidates whose cache entries are looked up in one query
+# Candidates whose cache entries are looked up in one query. A batch is held until it is
+# checked, so a larger one costs in garbage collection what it saves in queries: at 256,
+# a re-run of 10,000 images spent 70 ms collecting (its candidates outlived the young
+# generation), at 64 under 30 ms, with the queries' time unchanged.
+PREFETCH = 64
 KEEP_MODES = frozenset({"RGB", "L"})
 NEVER_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 EXTENSIONS = {
@@ -196,7 +202,7 @@ def check_boxes(
             raise Rejected("box_degenerate", f"box {b.as_tuple()} is {x2 - x1:.2f} x {y2 - y1:.2f} px")
         if x1 >= 0.0 and y1 >= 0.0 and x2 <= fw and y2 <= fh:  # inside: nothing to clip
             # frozen, so a record can share the importer's box
-            out.append(Box(class_id=b.class_id, x1=x1, y1=y1, x2=x2, y2=y2) if normalized else b)
+            out.append(make_box(b.class_id, x1, y1, x2, y2) if normalized else b)
             continue
         if x1 < -tx or y1 < -ty or x2 > width + tx or y2 > height + ty:
             raise Rejected(
@@ -207,7 +213,7 @@ def check_boxes(
         clipped += 1
         if cx2 - cx1 < min_px or cy2 - cy1 < min_px:
             raise Rejected("box_degenerate", f"box {b.as_tuple()} is empty after clipping")
-        out.append(Box(class_id=b.class_id, x1=cx1, y1=cy1, x2=cx2, y2=cy2))
+        out.append(make_box(b.class_id, cx1, cy1, cx2, cy2))
     return out, clipped
 
 
@@ -239,6 +245,7 @@ class QARunner:
         self.cache = cache or FactsCache(None)
         self.stats: dict[str, Any] = {"converted": defaultdict(int), "exif_rotated": 0, "clipped": 0}
         self.decoded = 0
+        self.stored = BlobIndex(blobs)
 
     def _read(self, cand: Candidate) -> bytes:
         local = self.source.local_path(cand.path)
@@ -250,19 +257,18 @@ class QARunner:
         except OSError as exc:
             raise Rejected("unreadable", str(exc)) from exc
 
-    def _facts(self, cand: Candidate) -> tuple[str, dict[str, Any], bytes | None]:
+    def _facts(self, cand: Candidate, file_key: str | None) -> tuple[str, dict[str, Any], bytes | None]:
         """(sha256, facts, bytes or None when everything came from the cache).
 
-        A listing entry seen before (same URI, size and change stamp) whose blob is still
-        stored is not read at all; otherwise the bytes are read and hashed, and decoded
-        only when no facts are cached for that hash."""
-        file_key = _file_key(cand)
+        A listing entry seen before (``file_key``: same URI, size and change stamp) whose
+        blob is still stored is not read at all; otherwise the bytes are read and hashed,
+        and decoded only when no facts are cached for that hash."""
         known = self.cache.lookup(file_key) if file_key else None
-        ext = posixpath.splitext(cand.path)[1].lower()
         if known is not None:
             sha, facts = known
-            if facts is not None and self._complete(facts) and self.blobs.has(sha, facts.get("ext", ext)):
+            if facts is not None and self._complete(facts) and self.stored.has(sha, facts.get("ext", "")):
                 return sha, facts, None
+        ext = file_ext(cand.path)
         data = self._read(cand)
         if not data:
             raise Rejected("zero_bytes", "the file is empty (0 bytes)")
@@ -275,7 +281,7 @@ class QARunner:
             self.decoded += 1
             facts["ext"] = EXTENSIONS.get(facts.get("format") or "", ext or ".bin")
         self.cache.put(sha, facts, file_key)
-        self.blobs.put(sha, facts["ext"], data)
+        self.stored.put(sha, facts["ext"], data)
         return sha, facts, data
 
     def _complete(self, facts: dict[str, Any]) -> bool:
@@ -286,15 +292,17 @@ class QARunner:
     def _needs_decode(self, facts: dict[str, Any]) -> bool:
         return "width" in facts and facts["width"] * facts["height"] <= self.config.max_pixels
 
-    def check(self, cand: Candidate) -> ImageRecord:
+    def check(self, cand: Candidate, file_key: str | None = None) -> ImageRecord:
+        """The record of ``cand``, or ``Rejected``. ``file_key``: ``_file_key(cand)``, when
+        the caller has it already."""
         cfg = self.config
-        if not within_root(cand.path) or not self.source.contains(cand.path):
+        if not within_root(cand.path) or not (cand.plain or self.source.contains(cand.path)):
             raise Rejected("path_escapes_root", f"{cand.path!r} is outside {self.source.uri}")
         if not cand.exists:
             raise Rejected("missing_file", f"labels name {cand.path!r} but no such file is in the source")
         if cand.size > cfg.max_file_bytes:
             raise Rejected("too_large", f"{cand.size} bytes > max_file_bytes {cfg.max_file_bytes}")
-        sha, facts, data = self._facts(cand)
+        sha, facts, data = self._facts(cand, file_key or _file_key(cand))
         try:
             return self._check_decoded(cand, sha, facts, data)
         except Rejected as rej:
@@ -320,7 +328,7 @@ class QARunner:
         if orientation != 1 and cfg.exif_policy == "reject":
             raise Rejected("exif_orientation", f"EXIF orientation {orientation} (policy: reject)")
         boxes, clipped = check_boxes(cand, w, h, len(self.class_names), cfg)
-        record = ImageRecord(
+        record = make_record(
             sha256=sha,
             path=cand.path,
             width=w,
@@ -348,12 +356,12 @@ class QARunner:
     ) -> ImageRecord:
         key = f"derived-{orientation}"
         derived = facts.get(key)
-        if derived is None or not self.blobs.has(derived["sha256"], ".png"):
+        if derived is None or not self.stored.has(derived["sha256"], ".png"):
             if data is None:
                 data = self.blobs.get(record.sha256, record.ext)
             out, img = transformed_bytes(data, orientation)
             derived = {"sha256": hashlib.sha256(out).hexdigest(), "width": img.width, "height": img.height}
-            self.blobs.put(derived["sha256"], ".png", out)
+            self.stored.put(derived["sha256"], ".png", out)
             self.cache.put(record.sha256, {**facts, key: derived})
         boxes = [exif_transform_box(b, orientation, record.width, record.height) for b in record.boxes]
         if orientation != 1:
@@ -378,13 +386,15 @@ class QARunner:
         records: list[ImageRecord] = []
         entries: list[QuarantineEntry] = []
         total = 0
+        self.stored = BlobIndex(self.blobs)  # what the store holds now, not at a previous run
         stream = iter(candidates)
         while batch := list(itertools.islice(stream, PREFETCH)):
-            self.cache.prefetch([key for key in map(_file_key, batch) if key])
-            for cand in batch:
+            keys = [_file_key(cand) for cand in batch]
+            self.cache.prefetch([key for key in keys if key])
+            for cand, key in zip(batch, keys, strict=True):
                 total += 1
                 try:
-                    records.append(self.check(cand))
+                    records.append(self.check(cand, key))
                 except Rejected as rej:
                     entries.append(
                         QuarantineEntry(

@@ -19,6 +19,7 @@ from visionloop.data.importers.common import (
     LabelFormatError,
     LabelIndex,
     PathResolver,
+    file_ext,
 )
 from visionloop.data.importers.ground_truth import (
     REQUIRED_COLUMNS,
@@ -41,10 +42,6 @@ __all__ = [
     "LabelIndex",
     "import_labels",
 ]
-
-
-def _ext(path: str) -> str:
-    return posixpath.splitext(path)[1].lower()
 
 
 def detect_format(csv_heads: dict[str, str], jsons: dict[str, Any], txt_paths: Iterable[str]) -> str:
@@ -87,11 +84,11 @@ def import_labels(
     want_csv = fmt in ("auto", "ground-truth")
     want_json = fmt in ("auto", "coco", "label-studio")
     want_txt = fmt in ("auto", "yolo")
-    csv_heads = {p: files.first_line(p) for p in paths if want_csv and _ext(p) == ".csv"}
+    csv_heads = {p: files.first_line(p) for p in paths if want_csv and file_ext(p) == ".csv"}
     jsons = {
-        p: load_json(files.text(p), source.uri_for(p)) for p in paths if want_json and _ext(p) == ".json"
+        p: load_json(files.text(p), source.uri_for(p)) for p in paths if want_json and file_ext(p) == ".json"
     }
-    txt_paths = [p for p in paths if want_txt and _ext(p) == ".txt"]
+    txt_paths = [p for p in paths if want_txt and file_ext(p) == ".txt"]
     if fmt == "auto":
         fmt = detect_format(csv_heads, jsons, txt_paths)
     gt = sorted(p for p, head in csv_heads.items() if is_ground_truth_header(head))

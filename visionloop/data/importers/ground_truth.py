@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from visionloop.data.importers.common import LabelFiles, LabelFormatError, LabelIndex, PathResolver
-from visionloop.data.types import Box, Labels
+from visionloop.data.types import Labels, make_box, make_labels
 
 REQUIRED_COLUMNS = ("source_ref", "annotations")
 
@@ -86,31 +86,37 @@ def row_labels(
     """The labels of one data row. A malformed cell becomes a problem of these labels,
     naming the file and the line. ``shared`` holds one string per labeling job and group
     (so that rows share them)."""
-    n, where = len(row), f"{cols.csv_path}:{line_no}"
+    n = len(row)
     job = row[cols.labeling_job] if cols.labeling_job is not None and cols.labeling_job < n else None
-    labels = Labels(labeling_job=shared.setdefault(job, job) if job else None)
-    if group_field:
-        group = row[cols.group].strip() if cols.group is not None and cols.group < n else ""
-        labels.group = shared.setdefault(group, group) if group else None
+    group = row[cols.group].strip() if group_field and cols.group is not None and cols.group < n else ""
+    labels = make_labels(
+        shared.setdefault(job, job) if job else None, shared.setdefault(group, group) if group else None
+    )
+    text = (row[cols.annotations] if cols.annotations < n else "") or "[]"
+    if text == "[]":  # checked, nothing found: a third of the rows
+        return labels
+    where = f"{cols.csv_path}:{line_no}"
     try:
-        annotations: Any = parse_annotations((row[cols.annotations] if cols.annotations < n else "") or "[]")
+        annotations: Any = parse_annotations(text)
         if not isinstance(annotations, list):
             raise ValueError("annotations is not a list")
     except (ValueError, SyntaxError) as exc:
         labels.problems.append(f"{where}: cannot parse annotations: {exc}")
         return labels
+    boxes, n_classes, isnan, nan = labels.boxes, len(class_names), math.isnan, False
     for ann in annotations:
         try:
             cid = int(ann["class_id"])
             left, top = float(ann["left"]), float(ann["top"])
-            w, h = float(ann["width"]), float(ann["height"])
+            right, bottom = left + float(ann["width"]), top + float(ann["height"])
         except (KeyError, TypeError, ValueError) as exc:
             labels.problems.append(f"{where}: bad box {ann!r}: {exc}")
             continue
-        if not 0 <= cid < len(class_names):
+        if not 0 <= cid < n_classes:
             labels.unknown_classes.append(str(cid))
-        labels.boxes.append(Box(class_id=cid, x1=left, y1=top, x2=left + w, y2=top + h))
-    if any(math.isnan(v) for b in labels.boxes for v in b.as_tuple()[1:]):
+        nan = nan or isnan(left) or isnan(top) or isnan(right) or isnan(bottom)
+        boxes.append(make_box(cid, left, top, right, bottom))
+    if nan:
         labels.problems.append(f"{where}: NaN coordinate")
     return labels
 
