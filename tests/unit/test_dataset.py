@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.factories import image_bytes
 from visionloop.data.blobstore import LocalBlobStore
-from visionloop.data.dataset import DatasetManifest, ImageDataset
+from visionloop.data.dataset import DatasetManifest, ImageDataset, _compact_json, _encode_row, _round3
 from visionloop.data.export import export_yolo
 from visionloop.data.importers.yolo import parse_yolo_txt
 from visionloop.data.types import (
@@ -105,3 +106,34 @@ def test_unvalidated_constructors_make_what_the_classes_make(tmp_path):
     manifest = validated.manifest.model_copy(update={"records": made})
     assert manifest.model_dump_json() == validated.manifest.model_dump_json()
     assert ImageDataset(manifest, validated.blobs).version_id == validated.version_id
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [
+            "ab" * 32,
+            'q"uo\\te/é😀\t\x01',
+            450,
+            300,
+            "labeled",
+            [[0, 1.0, 2.5, 1e20, 3]],
+            "g",
+            None,
+            None,
+            ".jpg",
+        ],
+        ["x", "p", 1, 2, "unlabeled", [[1, float("nan"), float("inf"), -float("inf"), -0.0]], "g", "train"],
+        [],
+    ],
+)
+def test_the_row_encoder_writes_what_json_dumps_writes(row):
+    """The version id encodes rows with an encoder made once; it must write the bytes
+    ``json.dumps(row, separators=(",", ":"))`` writes, or every version id changes."""
+    assert _encode_row(row) == json.dumps(row, separators=(",", ":")) == _compact_json(row)
+
+
+def test_round3_is_round_to_three_digits():
+    for v in [0.0, -0.0, 302.0, 1e300, 2.0**53, 0.1234567, -7.0005, 1 / 3, float("inf"), 12.0]:
+        assert repr(_round3(v)) == repr(round(v, 3))
+    assert _round3(7) == 7 and type(_round3(7)) is int
