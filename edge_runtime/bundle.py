@@ -44,7 +44,7 @@ from edge_runtime import selftest as det_selftest
 from edge_runtime.channel import VerifiedVersion
 from edge_runtime.classifier import OnnxClassifier, top_classes
 from edge_runtime.detector import Detection, OnnxDetector
-from edge_runtime.model import ModelRejected, Thresholds
+from edge_runtime.model import ModelRejected, ServedVersion, Thresholds
 
 DEFAULT_CHILD_MIN_CONF = 0.5
 
@@ -233,7 +233,7 @@ def fit_problems(hierarchy: dict[str, Any]) -> list[str]:
 
 
 @dataclass
-class LoadedBundle:
+class LoadedBundle(ServedVersion):
     """A verified ``hierarchy`` release ready to serve (immutable once in the serving slot)."""
 
     version: VerifiedVersion
@@ -243,14 +243,6 @@ class LoadedBundle:
     variant: str = "float"
     loaded_at: float = field(default_factory=time.time)
     note: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.version.model
-
-    @property
-    def version_id(self) -> str:
-        return self.version.version
 
     def predict(self, image: Image.Image, child_min_conf: float | None = None) -> HierarchyResult:
         return self.bundle.predict(image, child_min_conf)
@@ -278,11 +270,7 @@ class LoadedBundle:
                 for g, c in b.children.items()
             },
             "child_min_conf": b.child_min_conf,
-            "created_at": m.get("created_at"),
-            "dataset_version_id": m.get("dataset_version_id"),
-            "code_commit": m.get("code_commit"),
-            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
-            "note": self.note,
+            **self.provenance(),
         }
 
 

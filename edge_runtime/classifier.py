@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from edge_runtime.channel import VerifiedVersion
-from edge_runtime.detector import open_image, parse_names
+from edge_runtime.detector import cpu_session, open_image, parse_names
+from edge_runtime.model import ServedVersion
 from edge_runtime.preprocess import to_rgb
 
 # self-test: a sample's top class must stay the same unless its two best classes are
@@ -94,13 +94,7 @@ class OnnxClassifier:
     def __init__(
         self, model: str | Path | bytes, class_names: list[str] | None = None, threads: int | None = None
     ) -> None:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        source = str(model) if isinstance(model, Path) else model
-        self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model, threads)
         meta: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         inp = self.session.get_inputs()[0]
         shape = inp.shape
@@ -188,7 +182,7 @@ def run_self_test(
 
 
 @dataclass
-class LoadedClassifier:
+class LoadedClassifier(ServedVersion):
     """A verified ``classify`` release ready to serve (immutable once in the serving slot)."""
 
     version: VerifiedVersion
@@ -199,19 +193,10 @@ class LoadedClassifier:
     loaded_at: float = field(default_factory=time.time)
     note: str = ""
 
-    @property
-    def name(self) -> str:
-        return self.version.model
-
-    @property
-    def version_id(self) -> str:
-        return self.version.version
-
     def predict(self, image: Image.Image) -> list[Classification]:
         return self.classifier.predict(image, top=self.top)
 
     def describe(self) -> dict[str, Any]:
-        m = self.version.manifest
         return {
             "model": self.name,
             "version": self.version_id,
@@ -221,9 +206,5 @@ class LoadedClassifier:
             "manifest_sha256": self.version.manifest_sha256,
             "classes": self.classifier.class_names,
             "input_size": list(self.classifier.input_size),
-            "created_at": m.get("created_at"),
-            "dataset_version_id": m.get("dataset_version_id"),
-            "code_commit": m.get("code_commit"),
-            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
-            "note": self.note,
+            **self.provenance(),
         }

@@ -209,6 +209,19 @@ def open_image(image: Image.Image | bytes, max_pixels: int = MAX_PIXELS) -> Imag
     raise TypeError(f"expected a PIL image or encoded image bytes, got {type(image).__name__}")
 
 
+def cpu_session(model: str | Path | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session on the CPU for a model path or ONNX bytes, quiet (errors
+    only); ``threads``: intra-op threads (None: onnxruntime's default) with one inter-op
+    thread. Shared by the detector and the classifier."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+
+
 def _static_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
@@ -235,13 +248,7 @@ class OnnxDetector:
         threads: int | None = None,
         multi_label: bool = False,
     ) -> None:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        source = str(model) if isinstance(model, Path) else model
-        self.session = ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model, threads)
         meta: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.metadata = meta
         inp = self.session.get_inputs()[0]

@@ -50,8 +50,37 @@ class Thresholds:
         )
 
 
+class ServedVersion:
+    """What every release loaded for serving has (a detector here, a classifier in
+    ``edge_runtime.classifier``, a bundle in ``edge_runtime.bundle``): its verified
+    version folder, when it was loaded, a note; its name, version id and the fields of
+    ``describe()`` that come from the manifest."""
+
+    version: VerifiedVersion
+    loaded_at: float
+    note: str
+
+    @property
+    def name(self) -> str:
+        return self.version.model
+
+    @property
+    def version_id(self) -> str:
+        return self.version.version
+
+    def provenance(self) -> dict[str, Any]:
+        m = self.version.manifest
+        return {
+            "created_at": m.get("created_at"),
+            "dataset_version_id": m.get("dataset_version_id"),
+            "code_commit": m.get("code_commit"),
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+            "note": self.note,
+        }
+
+
 @dataclass
-class LoadedModel:
+class LoadedModel(ServedVersion):
     """One version ready to serve. Immutable once published to the serving slot: a
     request takes a reference and finishes on it even if a swap happens meanwhile."""
 
@@ -63,19 +92,10 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     note: str = ""
 
-    @property
-    def name(self) -> str:
-        return self.version.model
-
-    @property
-    def version_id(self) -> str:
-        return self.version.version
-
     def predict(self, image: Image.Image) -> list[Detection]:
         return self.detector.predict(image, conf=self.thresholds.conf, iou=self.thresholds.iou)
 
     def describe(self) -> dict[str, Any]:
-        m = self.version.manifest
         return {
             "model": self.name,
             "version": self.version_id,
@@ -85,11 +105,7 @@ class LoadedModel:
             "classes": self.detector.class_names,
             "input_size": list(self.detector.input_size),
             "thresholds": self.thresholds.__dict__,
-            "created_at": m.get("created_at"),
-            "dataset_version_id": m.get("dataset_version_id"),
-            "code_commit": m.get("code_commit"),
-            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
-            "note": self.note,
+            **self.provenance(),
         }
 
 

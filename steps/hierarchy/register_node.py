@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import mlflow
-import mlflow.onnx
-import onnx
 from zenml import get_step_context, link_artifact_to_model, log_metadata, step
 from zenml.logger import get_logger
 
+from steps.training.mlflow_registry import register_onnx
 from visionloop import constants
 from visionloop.hierarchy.dataset import ClassificationDataset
 from visionloop.hierarchy.report import node_report_html
@@ -70,18 +69,7 @@ def register_node(
         (Path(tmp) / "node_report.html").write_text(node_report_html(report))
         mlflow.log_artifact(str(Path(tmp) / "node_report.html"), "evaluation")
     run = mlflow.active_run()
-    info = mlflow.onnx.log_model(
-        onnx.load_from_string(onnx_model.data),
-        name="onnx",
-        registered_model_name=model.name,
-        pip_requirements=["onnxruntime"],
-    )
-    registered = str(info.registered_model_version) if info.registered_model_version is not None else None
-    if registered is not None:
-        mlflow.MlflowClient().set_model_version_tag(
-            model.name, registered, "zenml_model_version", str(model.version)
-        )
-        log_metadata(metadata={"mlflow_model_version": registered}, infer_model=True)
+    registered = register_onnx(onnx_model, model.name, str(model.version))
     logger.info(
         "Node %s: model %s version %s, test top-1 %.4f",
         report.node,

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import mlflow
-import mlflow.onnx
-import onnx
 from pydantic import BaseModel
 from zenml import get_step_context, link_artifact_to_model, log_metadata, step
 from zenml.logger import get_logger
 
+from steps.training.mlflow_registry import register_onnx
 from visionloop.data.dataset import ImageDataset
 from visionloop.training.report import report_html
 from visionloop.training.types import EvaluationReport, ModelBlob
@@ -97,18 +96,7 @@ def register_model(
         mlflow.log_artifact(str(Path(tmp) / "evaluation_report.html"), "evaluation")
     run = mlflow.active_run()
     run_id = run.info.run_id if run else None
-    info = mlflow.onnx.log_model(
-        onnx.load_from_string(onnx_model.data),
-        name="onnx",
-        registered_model_name=model.name,
-        pip_requirements=["onnxruntime"],
-    )
-    registered = str(info.registered_model_version) if info.registered_model_version is not None else None
-    if registered is not None:
-        mlflow.MlflowClient().set_model_version_tag(
-            model.name, registered, "zenml_model_version", str(model.version)
-        )
-        log_metadata(metadata={"mlflow_model_version": registered}, infer_model=True)
+    registered = register_onnx(onnx_model, model.name, str(model.version))
     logger.info(
         "Model %s version %s: test mAP50 %.4f, mAP50-95 %.4f; MLflow run %s, registered version %s",
         model.name,
