@@ -177,6 +177,46 @@ def _outcome(node: str, model: str, mv: Any, status: str, dataset_version_id: st
     )
 
 
+def _run_node_pipeline(
+    spec: HierarchySpec, node: str, pipeline: Any, kind: str, enable_cache: bool, **params: Any
+) -> Any:
+    """One node's pipeline in the context of its own ZenML model; the hydrated run."""
+    from zenml import Model
+
+    name = spec.model_name(node)
+    model = Model(
+        name=name,
+        description=f"visionloop {node} {kind} of {spec.name}",
+        tags=["visionloop", spec.name, "hierarchy", *([kind] if kind == "detector" else [])],
+    )
+    run = pipeline.with_options(enable_cache=enable_cache, model=model, **run_options(pipeline))(
+        node=node, model_name=name, code_commit=code_commit(), **params
+    )
+    if run is None:
+        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
+    return run.get_hydrated_version()
+
+
+def _trained(run: Any, reg: Any, train_seconds: float, train_step: str) -> NodeOutcome:
+    """A node trained by ``run`` (re-gated when its training came from the cache)."""
+    cached = cached_steps(run)
+    return NodeOutcome(
+        node=reg.node,
+        model=reg.model_name,
+        version=reg.model_version,
+        status="re-gated" if train_step in cached else "trained",
+        dataset_version_id=reg.dataset_version_id,
+        task=reg.task,
+        test_top1=reg.test_top1,
+        test_map50=reg.test_map50,
+        test_map50_95=reg.test_map50_95,
+        train_seconds=train_seconds,
+        gate_passed=reg.gate_passed,
+        run=run.name,
+        cached_steps=cached,
+    )
+
+
 def train_node(
     spec: HierarchySpec,
     node: str,
@@ -185,97 +225,71 @@ def train_node(
     digest: str,
     enable_cache: bool,
 ) -> NodeOutcome:
-    from zenml import Model
-
+    """A classifier node: ``pipelines/hierarchy_node_pipeline.py``."""
     from pipelines.hierarchy_node_pipeline import hierarchy_node_pipeline
 
-    name = spec.model_name(node)
-    model = Model(
-        name=name,
-        description=f"visionloop {node} classifier of {spec.name}",
-        tags=["visionloop", spec.name, "hierarchy"],
-    )
-    run = hierarchy_node_pipeline.with_options(
-        enable_cache=enable_cache, model=model, **run_options(hierarchy_node_pipeline)
-    )(
+    run = _run_node_pipeline(
+        spec,
+        node,
+        hierarchy_node_pipeline,
+        "classifier",
+        enable_cache,
         dataset_artifact_id=artifact_id,
-        node=node,
-        model_name=name,
         settings=settings.model_dump(),
         settings_hash=digest,
         gate=spec.gate.model_dump(),
-        code_commit=code_commit(),
     )
-    if run is None:
-        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
-    run = run.get_hydrated_version()
-    reg = output(run, "register_node", "node_registration")
     report = output(run, "evaluate_classifier", constants.NODE_REPORT)
-    cached = cached_steps(run)
-    return NodeOutcome(
-        node=node,
-        model=name,
-        version=reg.model_version,
-        status="re-gated" if "train_classifier" in cached else "trained",
-        dataset_version_id=reg.dataset_version_id,
-        test_top1=reg.test_top1,
-        train_seconds=report.train_seconds,
-        gate_passed=reg.gate_passed,
-        run=run.name,
-        cached_steps=cached,
+    return _trained(
+        run, output(run, "register_node", "node_registration"), report.train_seconds, "train_classifier"
     )
 
 
 def train_detector(
     spec: HierarchySpec, group: str, artifact_id: str, digest: str, enable_cache: bool
 ) -> NodeOutcome:
-    """The detector child of ``group``: the detection training steps and gate, in the
-    context of the node's own ZenML model."""
-    from zenml import Model
-
+    """The detector child of ``group``: the detection training steps and gate
+    (``pipelines/hierarchy_detector_pipeline.py``)."""
     from pipelines.hierarchy_detector_pipeline import hierarchy_detector_pipeline
 
-    name = spec.model_name(group)
     settings = spec.detector_settings(group)
-    model = Model(
-        name=name,
-        description=f"visionloop {group} detector of {spec.name}",
-        tags=["visionloop", spec.name, "hierarchy", "detector"],
-    )
-    run = hierarchy_detector_pipeline.with_options(
-        enable_cache=enable_cache, model=model, **run_options(hierarchy_detector_pipeline)
-    )(
+    run = _run_node_pipeline(
+        spec,
+        group,
+        hierarchy_detector_pipeline,
+        "detector",
+        enable_cache,
         dataset_artifact_id=artifact_id,
-        node=group,
-        model_name=name,
         params=settings.model_dump(exclude={"weights"}),
         weights=settings.weights,
         settings=settings.model_dump(),
         settings_hash=digest,
         gate=spec.detector_gate(group).model_dump(),
         evaluation={"device": settings.device},
-        code_commit=code_commit(),
     )
-    if run is None:
-        raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
-    run = run.get_hydrated_version()
-    reg = output(run, "register_detector", "node_registration")
     report = output(run, "evaluate_model", constants.EVALUATION_REPORT)
-    cached = cached_steps(run)
-    return NodeOutcome(
-        node=group,
-        model=name,
-        version=reg.model_version,
-        status="re-gated" if "train_model" in cached else "trained",
-        dataset_version_id=reg.dataset_version_id,
-        task="detect",
-        test_map50=reg.test_map50,
-        test_map50_95=reg.test_map50_95,
-        train_seconds=report.train_seconds,
-        gate_passed=reg.gate_passed,
-        run=run.name,
-        cached_steps=cached,
+    return _trained(
+        run, output(run, "register_detector", "node_registration"), report.train_seconds, "train_model"
     )
+
+
+def detector_node(
+    spec: HierarchySpec,
+    group: str,
+    artifact_id: str,
+    dataset_version_id: str,
+    retrain: bool,
+    enable_cache: bool,
+) -> NodeOutcome:
+    """A detector child: reused when a version was trained on that detection data set
+    version with the same settings and code and judged by the same gate, else trained."""
+    digest = settings_hash(spec.detector_settings(group), spec.node_classes(group), detector_code())
+    name = spec.model_name(group)
+    gate = spec.detector_gate(group).model_dump()
+    same = None if retrain else matching_version(name, dataset_version_id, digest, gate)
+    if same is not None:
+        return _outcome(group, name, same, "unchanged", dataset_version_id)
+    return train_detector(spec, group, artifact_id, digest, enable_cache)
 
 
 def run_hierarchy(
@@ -341,20 +355,20 @@ def run_hierarchy(
             outcomes[node] = _outcome(node, name, kept, "kept")
             continue
         if spec.is_detector(node):
-            digest = settings_hash(spec.detector_settings(node), spec.node_classes(node), detector_code())
-            gate = spec.detector_gate(node).model_dump()
+            outcomes[node] = detector_node(
+                spec, node, str(artifacts[node].id), ds.version_id, retrain, enable_cache
+            )
         else:
             classifier_sets = {k: v for k, v in datasets.items() if isinstance(v, ClassificationDataset)}
             settings = flat_settings(spec, classifier_sets) if node == FLAT else spec.node_settings(node)
             digest = settings_hash(settings, spec.node_classes(node), fit_code())
-            gate = spec.gate.model_dump()
-        same = None if retrain else matching_version(name, ds.version_id, digest, gate)
-        if same is not None:
-            outcomes[node] = _outcome(node, name, same, "unchanged", ds.version_id)
-        elif spec.is_detector(node):
-            outcomes[node] = train_detector(spec, node, str(artifacts[node].id), digest, enable_cache)
-        else:
-            outcomes[node] = train_node(spec, node, str(artifacts[node].id), settings, digest, enable_cache)
+            same = None if retrain else matching_version(name, ds.version_id, digest, spec.gate.model_dump())
+            if same is not None:
+                outcomes[node] = _outcome(node, name, same, "unchanged", ds.version_id)
+            else:
+                outcomes[node] = train_node(
+                    spec, node, str(artifacts[node].id), settings, digest, enable_cache
+                )
     flat = outcomes.pop(FLAT, None)
     result = HierarchyRunResult(
         spec=spec,
