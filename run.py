@@ -404,6 +404,11 @@ def control_plane_call(
 
     config = load(config_path)
     ensure_stack("local", activate=not _has_active_stack())
+    if is_bundle(model):
+        fail(
+            f"{model} is a hierarchy bundle: the node versions it pins move with it. Use "
+            "`python run.py hierarchy --config <its hierarchy config> --promote VERSION` or `--rollback`"
+        )
     try:
         channel = channel or control_plane.recorded_channel(model, version) or resolve_channel(config)
         try:
@@ -418,6 +423,19 @@ def control_plane_call(
     except (control_plane.PromotionError, SigningKeyError, VerificationError, StorageError) as exc:
         fail(str(exc))
         raise
+
+
+def is_bundle(model: str) -> bool:
+    """Whether ``model`` is a hierarchy's bundle model (its versions hold a bundle manifest)."""
+    from zenml.client import Client
+
+    from visionloop import constants
+
+    try:
+        latest = Client().get_model_version(model)
+    except KeyError:
+        return False
+    return latest.get_artifact(constants.BUNDLE_MANIFEST) is not None
 
 
 def change_lines(change: dict[str, Any]) -> list[str]:

@@ -244,6 +244,12 @@ def test_rolling_back_the_bundle_restores_its_nodes_stages(world: World) -> None
 
     first, second = world.runs["first"].summary(), world.runs["second"].summary()
     v1, v2 = first["nodes"]["tag"]["version"], second["nodes"]["tag"]["version"]
+    # the generic commands would move the bundle without its nodes: they refuse
+    for args in (["rollback", BUNDLE], ["promote", BUNDLE, "1", "--to", "production"]):
+        refused = CliRunner().invoke(run.cli, args)
+        assert refused.exit_code == 2 and "is a hierarchy bundle" in refused.output, refused.output
+        assert "run.py hierarchy" in refused.output
+    assert stage_of(BUNDLE, "2") == "production"
     result = CliRunner().invoke(
         run.cli, ["hierarchy", "--config", str(world.spec_path), "--rollback", "--reason", "test", "--json"]
     )
