@@ -3,10 +3,7 @@ environment or a ZenML secret."""
 
 from __future__ import annotations
 
-import os
-
-from zenml.client import Client
-
+from steps.secrets import SecretFieldMissing, env_or_secret
 from visionloop.config import LabelSettings
 from visionloop.labeling.studio import API_KEY_ENV, LabelStudioError, Studio
 
@@ -15,18 +12,10 @@ SECRET_FIELD = "api_key"
 
 def api_key(secret_name: str) -> str | None:
     """``$LABEL_STUDIO_API_KEY``, else the ``api_key`` of the ZenML secret ``secret_name``."""
-    if os.environ.get(API_KEY_ENV):
-        return os.environ[API_KEY_ENV]
     try:
-        secret = Client().get_secret(
-            secret_name, allow_partial_name_match=False, allow_partial_id_match=False
-        )
-    except KeyError:
-        return None
-    value = secret.secret_values.get(SECRET_FIELD)
-    if not value:
-        raise LabelStudioError(f"ZenML secret {secret_name!r} has no {SECRET_FIELD!r} value")
-    return str(value)
+        return env_or_secret(API_KEY_ENV, secret_name, SECRET_FIELD)
+    except SecretFieldMissing as exc:
+        raise LabelStudioError(str(exc)) from exc
 
 
 def studio(settings: LabelSettings) -> Studio:

@@ -10,7 +10,6 @@ computed once per data set version (and model) and come from the cache afterward
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from zenml.types import HTMLString
 
 from edge_runtime.storage import open_store
 from materializers.drift_decision_materializer import DriftDecisionMaterializer
+from steps.secrets import SecretFieldMissing, env_or_secret
 from visionloop import constants
 from visionloop.config import MonitorSettings
 from visionloop.data.dataset import ImageDataset
@@ -205,14 +205,10 @@ def detect_drift(
 
 
 def trigger_token(secret_name: str) -> str | None:
-    """``$VISIONLOOP_TRIGGER_TOKEN``, else the ``token`` of the ZenML secret ``secret_name``."""
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV]
+    """``$VISIONLOOP_TRIGGER_TOKEN``, else the ``token`` of the ZenML secret ``secret_name``
+    (none: the follow-up is recorded as not started, with the reason)."""
     try:
-        secret = Client().get_secret(
-            secret_name, allow_partial_name_match=False, allow_partial_id_match=False
-        )
-    except KeyError:
+        return env_or_secret(TOKEN_ENV, secret_name, "token")
+    except SecretFieldMissing:
+        logger.error("the ZenML secret %r has no 'token' value", secret_name)
         return None
-    value = secret.secret_values.get("token")
-    return str(value) if value else None

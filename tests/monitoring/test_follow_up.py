@@ -62,3 +62,25 @@ def test_a_trigger_service_that_is_down_is_recorded(trigger: Service) -> None:
         and follow.error is not None
         and follow.error.startswith(f"could not reach {url}")
     )
+
+
+def test_the_token_comes_from_the_environment_or_a_zenml_secret(zenml_stack, monkeypatch) -> None:
+    from zenml.client import Client
+
+    from steps.labeling.studio_client import api_key
+    from steps.monitoring.steps import trigger_token
+    from visionloop.labeling.studio import LabelStudioError
+
+    monkeypatch.delenv("VISIONLOOP_TRIGGER_TOKEN", raising=False)
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    assert trigger_token("trigger-token-test") is None  # neither: the follow-up says why
+    Client().create_secret("trigger-token-test", values={"token": "from-the-secret"})
+    assert trigger_token("trigger-token-test") == "from-the-secret"
+    monkeypatch.setenv("VISIONLOOP_TRIGGER_TOKEN", "from-the-environment")
+    assert trigger_token("trigger-token-test") == "from-the-environment"
+    Client().create_secret("studio-without-key", values={"url": "http://studio"})
+    assert trigger_token("studio-without-key") == "from-the-environment"
+    monkeypatch.delenv("VISIONLOOP_TRIGGER_TOKEN")
+    assert trigger_token("studio-without-key") is None  # no `token` field: logged, not raised
+    with pytest.raises(LabelStudioError, match="'studio-without-key' has no 'api_key' value"):
+        api_key("studio-without-key")
