@@ -594,12 +594,12 @@ def monitor(
         f"  action      {summary['action']}"
         + (f": {result.decision.follow_up.describe()}" if follow_up else ""),
     ]
-    if follow_up:  # the run asked the trigger service for the follow-up itself
-        pass
-    elif summary["action"] == "retrain":
+    # a run that asked the trigger service for the follow-up itself leaves nothing to start here
+    action = "none" if follow_up else summary["action"]
+    if action == "retrain":
         summary["retrain"] = run_train(config_path, enable_cache=True, deploy=True)["deployment"]
         lines += deploy_lines(summary["retrain"])
-    elif summary["action"] == "label":
+    elif action == "label":
         from pipelines.launch import run_labeling_pipeline
         from visionloop.labeling.studio import LabelStudioError
 
