@@ -44,14 +44,25 @@ ENVIRONMENTS = sorted(p.stem for p in (REPO_ROOT / "stacks").glob("*.yaml"))
 no_cache_option = click.option("--no-cache", is_flag=True, help="Run every step even if nothing changed.")
 
 
+def _inherited_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """A command's ``--config``, else the one given before the command
+    (``python run.py --config X data``), else the metal-tags demo's."""
+    if value is not None:
+        return value
+    root = ctx.find_root()
+    if root is not ctx and root.params.get("config_path") is not None:
+        return Path(root.params["config_path"])
+    return DEFAULT_CONFIG
+
+
 def config_option(help_text: str) -> Any:
     return click.option(
         "--config",
         "config_path",
         type=click.Path(path_type=Path),
-        default=DEFAULT_CONFIG,
-        show_default=True,
-        help=help_text,
+        default=None,
+        callback=_inherited_config,
+        help=f"{help_text} [default: the one before the command, else configs/metal_tags.yaml]",
     )
 
 
@@ -83,8 +94,29 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         f"  boxes       {summary['boxes_per_class']}",
         f"  QA          {qa['total']} in = {qa['accepted']} accepted + "
         f"{qa['quarantined']} quarantined {qa['quarantined_by_rule'] or ''}",
+        *split_lines(summary.get("splits") or {}),
         f"  cached      {', '.join(summary['cached_steps']) or 'no step'}",
     ]
+
+
+def split_lines(splits: dict[str, Any]) -> list[str]:
+    """How the splits were made, and what straddles the source's declared splits."""
+    if splits.get("mode") != "source":
+        lines = ["  split mode  auto (group-aware, stratified, seeded)"]
+    else:
+        lines = [f"  split mode  source: kept {splits['declared']}"]
+        if splits.get("carved"):
+            lines.append(f"              carved from the source's train split: {splits['carved']}")
+        if splits.get("assigned"):
+            lines.append(f"              no declared split, split here: {splits['assigned']}")
+    leaks = splits.get("straddling_groups", 0) + splits.get("identical_images", 0)
+    if leaks:
+        lines.append(
+            f"  LEAKAGE     {splits['straddling_groups']} capture group(s) and {splits['identical_images']} "
+            "identical image(s) straddle the source's splits (QA report):"
+        )
+        lines += [f"              - {e}" for e in splits.get("examples", [])]
+    return lines
 
 
 def load(config_path: Path) -> Any:
@@ -202,7 +234,9 @@ def train_lines(summary: dict[str, Any]) -> list[str]:
         f"  ONNX        mAP50 {t['onnx']['map50']:.4f}  parity {'ok' if t['parity_ok'] else 'FAILED'} {t['parity']}",
         f"  INT8        {'kept' if int8 and int8['kept'] else 'not kept'}"
         + (f", mAP50 {int8['map50']:.4f}" if int8 else ""),
-        f"  training    {t['train_seconds']:.0f} s; cached steps: {', '.join(t['cached_steps']) or 'none'}",
+        f"  training    {t['train_seconds']:.0f} s at {t.get('imgsz')} px; cached steps: "
+        f"{', '.join(t['cached_steps']) or 'none'}",
+        *(f"  tuning      {o}" for o in t.get("tuning_overrides", [])),
         "  see it:     mlflow ui --backend-store-uri " + mlflow_uri(),
     ]
 
@@ -272,14 +306,113 @@ def cli(ctx: click.Context, config_path: Path, stack_env: str | None, no_cache: 
 
 
 @cli.command()
+@click.argument("source")
 @click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    help="Use-case configuration (data section).",
+    "--name", help="The use case's name (default: the source folder's name); the file is configs/NAME.yaml."
 )
+@click.option(
+    "--task",
+    type=click.Choice(["detect", "classify"]),
+    default="detect",
+    show_default=True,
+    help="What the model does.",
+)
+@click.option("--format", "label_format", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option("--s3-endpoint", help="S3 API endpoint for an s3:// source, e.g. http://127.0.0.1:5000.")
+@click.option("--device", help="Training device (default: cuda:0 when torch sees a GPU, else cpu).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Where to write the configuration (default: configs/NAME.yaml).",
+)
+@click.option(
+    "--budget",
+    "budget_min",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Minutes the full training may take on a CPU (epochs are fitted to it).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing configuration file.")
+@json_option
+def init(
+    source: str,
+    name: str | None,
+    task: str,
+    label_format: str,
+    s3_endpoint: str | None,
+    device: str | None,
+    output: Path | None,
+    budget_min: float,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Inspect SOURCE (a folder or s3://bucket/prefix) and write a use-case
+    configuration derived from it, each setting with the reason it was chosen.
+
+    \b
+    Example:
+        python run.py init ~/data/steel-defects --name steel
+        python run.py --config configs/steel.yaml
+    """
+    from visionloop.data.importers import LabelFormatError
+    from visionloop.data.profile import profile_source
+    from visionloop.data.sources import SourceError, open_source
+    from visionloop.onboarding import derive, render_yaml, slug
+
+    if task == "classify":
+        fail(
+            "init writes detection configurations for now; classifiers are trained as the nodes of "
+            "a hierarchy: start from configs/cifar10_tree.yaml (python run.py hierarchy --config ...)"
+        )
+    name = slug(name or source.rstrip("/").rsplit("/", 1)[-1])
+    target = output or REPO_ROOT / "configs" / f"{name}.yaml"
+    if target.exists() and not force:
+        fail(f"{target} exists; pass --force to overwrite it, or --name to write another")
+    if "://" not in source and not Path(source).is_dir():
+        fail(f"{source}: no such folder (init takes a folder or an s3://bucket/prefix)")
+    try:
+        profile = profile_source(open_source(source, s3_endpoint), label_format)
+        derived = derive(profile, name, device or _default_device(), budget_s=budget_min * 60)
+    except (LabelFormatError, SourceError, ValueError) as exc:
+        fail(str(exc))
+        raise
+    target = target.resolve()
+    shown = str(target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_yaml(derived, profile, target, shown))
+    config = load(target)  # what was written loads as a valid configuration
+    lines = [
+        *profile.lines(),
+        "",
+        f"Wrote {shown} (model {config.registered_model_name}):",
+        *(f"  {key:<18} {s.value}  ({s.why})" for key, s in derived.settings.items()),
+        "",
+        "Next:",
+        f"  python run.py --config {shown} data   # the data pipeline alone: QA, splits, leakage check",
+        f"  python run.py --config {shown}        # the main job: data, tune, train, gate, publish",
+        "  python run.py dashboard   # the runs, the QA report, the evaluation report",
+    ]
+    summary = {
+        "config": str(target),
+        "name": name,
+        "profile": profile.model_dump(),
+        "settings": {k: s.value for k, s in derived.settings.items()},
+    }
+    emit(summary, as_json, lines)
+
+
+def _default_device() -> str:
+    try:
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return "cpu"
+
+
+@cli.command()
+@config_option("Use-case configuration (data section).")
 @click.option("--source", help="A folder or s3://bucket/prefix instead of the config's source.")
 @click.option(
     "--format",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,13 @@ def open_image(image: Image.Image | bytes, max_pixels: int = MAX_PIXELS) -> Imag
 
 def cpu_session(model: str | Path | bytes, threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime session on the CPU for a model path or ONNX bytes, quiet (errors
-    only); ``threads``: intra-op threads (None: onnxruntime's default) with one inter-op
-    thread. Shared by the detector and the classifier."""
+    only); ``threads``: intra-op threads (None: ``$VISIONLOOP_ORT_THREADS``, else
+    onnxruntime's default) with one inter-op thread. Shared by the detector and the
+    classifier."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if threads is None and os.environ.get("VISIONLOOP_ORT_THREADS", "").isdecimal():
+        threads = int(os.environ["VISIONLOOP_ORT_THREADS"]) or None
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.channel import member_path
 from edge_runtime.detector import OnnxDetector, box_iou
 
 MIN_IOU = 0.9
@@ -50,9 +51,10 @@ def compare(
             candidates = pool if pool is not None else np.asarray(expected, dtype=np.float64).reshape(-1, 6)
             same = candidates[candidates[:, 0] == row[0]]
             if len(same):
+                # any detection close in place and score matches: a poorly trained model can
+                # give several boxes at one place (clipped to the image) with other scores
                 ious = box_iou(row[1:5], same[:, 1:5])
-                best = int(np.argmax(ious))
-                if ious[best] >= MIN_IOU and abs(same[best, 5] - row[5]) <= MAX_SCORE_DIFF:
+                if np.any((ious >= MIN_IOU) & (np.abs(same[:, 5] - row[5]) <= MAX_SCORE_DIFF)):
                     continue
             problems.append(
                 f"{label} detection class {int(row[0])} at {np.round(row[1:5], 1).tolist()} "
@@ -74,7 +76,7 @@ def run_self_test(
         return ["the manifest ships no self-test samples"]
     problems: list[str] = []
     for name, expected in expected_by_sample.items():
-        data = (folder / name).read_bytes()
+        data = member_path(folder, name).read_bytes()
         found = expectations(detector, {name: data}, conf)[name]
         problems += [f"{name}: {p}" for p in compare(expected, found, conf)]
     return problems

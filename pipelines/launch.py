@@ -19,6 +19,7 @@ from visionloop import constants
 from visionloop.config import REPO_ROOT, DataSettings, VisionloopConfig
 from visionloop.data.dataset import ImageDataset
 from visionloop.data.sources import fingerprint, open_source
+from visionloop.data.split import split_summary
 from visionloop.data.types import QuarantineReport
 
 
@@ -60,6 +61,7 @@ class DataRunResult:
                 "quarantined_by_rule": self.report.counts_by_rule(),
                 "ignored_files": len(self.report.ignored),
             },
+            "splits": split_summary(self.dataset.manifest.split_plan, self.report.leakage),
             "cached_steps": self.cached_steps,
         }
 
@@ -120,6 +122,7 @@ class TrainRunResult:
     run: PipelineRunResponse
     registration: Any
     report: Any
+    tuning: Any = None
 
     @property
     def cached_steps(self) -> list[str]:
@@ -152,6 +155,8 @@ class TrainRunResult:
             "parity": r.parity,
             "parity_ok": r.parity_ok,
             "train_seconds": round(r.train_seconds, 1),
+            "imgsz": self.tuning.best_params.imgsz if self.tuning else None,
+            "tuning_overrides": [o.describe() for o in self.tuning.overrides] if self.tuning else [],
             "cached_steps": self.cached_steps,
         }
 
@@ -190,14 +195,14 @@ def run_training_pipeline(
     from zenml import Model
 
     from pipelines.training_pipeline import training_pipeline
-    from visionloop.training.tuning import trial_params
+    from visionloop.training.tuning import TUNED, search_space, trial_params
 
     t = config.train
     base = base_params(config)
     tune = config.tune
-    trials = trial_params(
-        base, tune.space.lr0, tune.space.augment, tune.space.imgsz, tune.trials, tune.epochs, tune.seed
-    )
+    space = search_space(base, tune.space.lr0, tune.space.augment, tune.space.imgsz)
+    trials = trial_params(base, **space, trials=tune.trials, epochs=tune.epochs, seed=tune.seed)
+    written = sorted(name for name in TUNED if name in t.model_fields_set)
     e = config.export
     model = Model(
         name=config.registered_model_name,
@@ -222,6 +227,7 @@ def run_training_pipeline(
         },
         model_name=config.registered_model_name,
         code_commit=code_commit(),
+        written=written,
     )
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
@@ -230,6 +236,7 @@ def run_training_pipeline(
         run=run,
         registration=output(run, "register_model", "model_registration"),
         report=output(run, "evaluate_model", constants.EVALUATION_REPORT),
+        tuning=output(run, "select_params", constants.TUNING_RESULT),
     )
 
 

@@ -34,11 +34,13 @@ def training_pipeline(
     evaluation: dict[str, Any] | None = None,
     model_name: str = "model",
     code_commit: str | None = None,
+    written: list[str] | None = None,
 ) -> None:
     """``dataset_artifact_id`` names an image data set artifact version (the output of
     the data pipeline);
     ``trials`` the parameters of each tuning trial (one step each, in parallel where the
-    orchestrator allows); ``base_params`` the configured training parameters."""
+    orchestrator allows); ``base_params`` the configured training parameters, of which
+    ``written`` names those the user wrote (a tuned replacement is logged)."""
     dataset = Client().get_artifact_version(dataset_artifact_id)
     results = [
         tune_trial(
@@ -46,7 +48,7 @@ def training_pipeline(
         )
         for i, p in enumerate(trials)
     ]
-    tuning = select_params(results, TrainParams(**base_params))
+    tuning = select_params(results, TrainParams(**base_params), written=written)
     weights_blob = train_model(dataset, tuning, weights=weights)
     onnx_model = export_onnx(weights_blob, opset=opset)
     int8_model = quantize_onnx(onnx_model, dataset, calibration_images=calibration_images) if int8 else None

@@ -33,6 +33,13 @@ class QASettings(StrictModel):
 
 
 class SplitSettings(StrictModel):
+    """``mode``: ``source`` keeps the splits the source declares (a YOLO ``data.yaml``,
+    ``train``/``val``/``test`` folders, one COCO file per split, a ``split`` column) and
+    carves the ones it lacks out of its train split; ``auto`` splits here, group-aware,
+    at ``train``/``val``/``test``. Unset: ``source`` when the source declares any split.
+    The fractions are also the shares carved splits get."""
+
+    mode: Literal["source", "auto"] | None = None
     train: float = Field(0.7, ge=0, le=1)
     val: float = Field(0.15, ge=0, le=1)
     test: float = Field(0.15, ge=0, le=1)
@@ -51,11 +58,15 @@ class DataSettings(StrictModel):
 
 
 class SearchSpace(StrictModel):
-    """Values tried by tuning; each trial takes one value of each list."""
+    """Values tried by tuning; each trial takes one value of each list. A list left out
+    is built around the training settings (``visionloop.training.tuning.search_space``):
+    ``imgsz`` is ``train.imgsz`` alone, ``lr0`` spans half to twice ``train.lr0``, and
+    ``augment`` is half and all of ``train.augment``. A tuned value that replaces one
+    written in ``train`` is logged and recorded in the ``tuning_result`` artifact."""
 
-    lr0: list[float] = Field(default_factory=lambda: [0.001, 0.002, 0.004])
-    augment: list[float] = Field(default_factory=lambda: [0.5, 1.0])
-    imgsz: list[int] = Field(default_factory=lambda: [416, 480])
+    lr0: list[float] | None = Field(None, min_length=1)
+    augment: list[float] | None = Field(None, min_length=1)
+    imgsz: list[int] | None = Field(None, min_length=1)
 
 
 class TuneSettings(StrictModel):
@@ -137,6 +148,9 @@ class DeploySettings(StrictModel):
     thresholds: ServingThresholds = Field(default_factory=ServingThresholds)
     self_test_images: int = Field(4, ge=1, le=32)
     signing_secret: str = "visionloop-signing-key"
+    # hours a published pointer stays fresh; devices report `channel: stale` after it
+    # (refreshed by every deployment and by `python run.py channel refresh`)
+    pointer_ttl_hours: float = Field(168.0, gt=0, le=24 * 366)
 
 
 class MonitorSettings(StrictModel):

@@ -29,13 +29,20 @@ def split_dataset(
     val: float = 0.15,
     test: float = 0.15,
     seed: int = 0,
+    mode: str | None = None,
 ) -> Annotated[
     ImageDataset,
     ArtifactConfig(name=constants.IMAGE_DATASET, artifact_type=ArtifactType.DATA),
 ]:
-    """Assign train/val/test per capture group (seeded, stratified by rarest class);
-    unlabeled images get no split. The result is the data set version."""
-    records = split.set_splits(accepted.records, split.SplitConfig(train, val, test, seed))  # in place
+    """Keep the splits the source declares (``mode`` ``source``, the default when it
+    declares any; missing ones carved from its train split) or assign train/val/test per
+    capture group (``auto``: seeded, stratified by rarest class); unlabeled images get no
+    split. The result is the data set version."""
+    records = accepted.records
+    try:
+        plan = split.resolve_splits(records, split.SplitConfig(train, val, test, seed, mode))  # in place
+    except split.SplitModeError as exc:
+        raise split.SplitModeError(f"{accepted.source}: {exc}") from exc
     jobs = sorted({r.labeling_job for r in records if r.labeling_job})
     manifest = DatasetManifest(
         class_names=accepted.class_names,
@@ -43,9 +50,12 @@ def split_dataset(
         label_format=accepted.label_format,
         records=records,
         labeling_jobs=jobs,
+        split_plan=plan,
     )
     dataset = ImageDataset(manifest, blob_store_at(accepted.blob_root))
     stats = dataset.stats()
+    for line in plan.lines():
+        logger.info("Splits: %s", line)
     logger.info(
         "Data set version %s: %d images %s, %d boxes in %d groups",
         dataset.short_id,
@@ -54,5 +64,5 @@ def split_dataset(
         stats["boxes"],
         stats["groups"],
     )
-    log_metadata({"version_id": dataset.version_id, "per_split": stats["per_split"]})
+    log_metadata({"version_id": dataset.version_id, "per_split": stats["per_split"], "split_mode": plan.mode})
     return dataset

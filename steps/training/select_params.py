@@ -16,10 +16,12 @@ logger = get_logger(__name__)
 
 @step
 def select_params(
-    trials: list[TrialResult], base: TrainParams
+    trials: list[TrialResult], base: TrainParams, written: list[str] | None = None
 ) -> Annotated[TuningResult, constants.TUNING_RESULT]:
-    """With no trials the configured parameters are used as they are."""
-    result = choose(trials, base)
+    """With no trials the configured parameters are used as they are. ``written``: the
+    ``train`` settings the user wrote; a tuned value replacing one is logged as a warning
+    and recorded in the result."""
+    result = choose(trials, base, written)
     if result.best_index is None:
         logger.info("No tuning trials: training with the configured parameters")
     else:
@@ -33,11 +35,14 @@ def select_params(
             best.params.augment,
             best.params.imgsz,
         )
+    for override in result.overrides:
+        (logger.warning if override.written else logger.info)("Tuning: %s", override.describe())
     log_metadata(
         {
             "trials": len(trials),
             "best_trial": -1 if result.best_index is None else result.best_index,
             "best_params": result.best_params.model_dump(),
+            "overrides": [o.describe() for o in result.overrides],
         }
     )
     return result

@@ -31,7 +31,8 @@ def write_config(tmp: Path) -> Path:
             "trials": 2,
             "epochs": 1,
             "subset": 0.5,
-            "space": {"lr0": [0.002, 0.004], "augment": [1.0], "imgsz": [128]},
+            # no imgsz list: the trials and the full training take train.imgsz as written
+            "space": {"lr0": [0.002, 0.004], "augment": [1.0]},
         },
         "train": {"epochs": 6, "imgsz": 128, "batch": 8},
         "export": {"calibration_images": 8},
@@ -148,11 +149,30 @@ def test_mlflow_has_the_run_and_a_registered_version(trained):
     tracker = Client().active_stack.experiment_tracker
     client = mlflow.MlflowClient(tracking_uri=tracker.get_tracking_uri())
     run = client.get_run(t["mlflow_run_id"])
-    assert run.data.metrics["test_map50"] == pytest.approx(t["test"]["map50"], abs=1e-6)
+    # MLflow holds the evaluation's exact figure, the one the ZenML model version records;
+    # the summary shows it rounded to 4 places
+    zenml_version = Client().get_model_version(MODEL_NAME, t["model_version"])
+    recorded = zenml_version.run_metadata["test_map50"]
+    assert run.data.metrics["test_map50"] == recorded
+    assert t["test"]["map50"] == round(recorded, 4)
     assert run.data.params["dataset_version_id"] == t["dataset_version_id"]
     version = client.get_model_version(MODEL_NAME, t["mlflow_model_version"])
     assert version.run_id == t["mlflow_run_id"]
     assert version.tags["zenml_model_version"] == t["model_version"]
+
+
+def test_the_written_imgsz_reaches_the_trials_and_the_full_training(trained):
+    first, _, _ = trained
+    t = first["training"]
+    run = Client().get_pipeline_run(t["run"])
+    tuning = run.steps["select_params"].outputs[constants.TUNING_RESULT][0].load()
+    assert [trial.params.imgsz for trial in tuning.trials] == [128, 128]
+    assert tuning.best_params.imgsz == 128 and not [o for o in tuning.overrides if o.field == "imgsz"]
+    # what the full training ran at: the ONNX export's fixed input and the model metadata
+    version = Client().get_model_version(MODEL_NAME, t["model_version"])
+    assert version.run_metadata["imgsz"] == 128
+    assert version.run_metadata["train_params"]["imgsz"] == 128
+    assert t["imgsz"] == 128
 
 
 def test_rerun_with_nothing_changed_does_not_retrain(trained):

@@ -347,3 +347,16 @@ def test_an_image_too_large_is_refused_before_decoding() -> None:
     with pytest.raises(ImageTooLarge, match="8000x6000"):
         open_image(data)
     assert open_image(data, max_pixels=50_000_000).size == (8000, 6000)
+
+
+def test_self_test_matches_any_box_at_the_same_place_with_a_close_score() -> None:
+    """A poorly trained model gives several full-image boxes (clipped after NMS) with
+    other scores; each must find its own counterpart, not only the first at that place."""
+    from edge_runtime.selftest import compare
+
+    full = [0.0, 0.0, 0.0, 160.0, 160.0]
+    expected = [full + [1.0], full + [1.0], [0.0, 10.0, 10.0, 50.0, 50.0, 0.9], full + [0.351]]
+    assert compare(expected, list(expected), conf=0.25) == []
+    moved = [full + [1.0], full + [1.0], [0.0, 10.0, 10.0, 50.0, 50.0, 0.9], full + [0.6]]
+    problems = compare(expected, moved, conf=0.25)
+    assert len(problems) == 2 and all("score" in p for p in problems)  # 0.351 lost, 0.6 unexpected

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from visionloop.data.blobstore import BlobStore
+from visionloop.data.split import SplitPlan
 from visionloop.data.types import ImageRecord
 
 MANIFEST_SCHEMA = 1
@@ -34,6 +35,7 @@ class DatasetManifest(BaseModel):
     records: list[ImageRecord] = Field(default_factory=list)
     parent_version: str | None = None
     labeling_jobs: list[str] = Field(default_factory=list)
+    split_plan: SplitPlan | None = None  # how the splits were made (not part of the version id)
 
 
 def _round3(v: float) -> float:

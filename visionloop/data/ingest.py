@@ -21,6 +21,7 @@ from visionloop.data.importers import (
     import_labels,
 )
 from visionloop.data.importers.common import file_ext
+from visionloop.data.importers.splits import split_from_path
 from visionloop.data.sources import DataSource, SourceFile
 from visionloop.data.types import Candidate, IgnoredFile, Labels
 
@@ -117,6 +118,7 @@ class Scan:
         self._images = images[::-1]  # popped from the end, in listing order
         self._labels = index.labels
         self._deferred = index.deferred
+        self._splits = index.splits
         self._taken = 0  # images handed out so far (the index of the next in listing order)
         self._pattern = re.compile(group_pattern) if group_pattern else None
 
@@ -146,6 +148,7 @@ class Scan:
                 plain=f.plain,
                 labels=label,
                 group=label.group or group_of(f.path, pattern),
+                split=label.split or self._splits.get(f.path) or split_from_path(f.path),
             )
         if deferred is not None:
             deferred.close()
@@ -159,6 +162,7 @@ class Scan:
                 exists=path in self._other_sizes,
                 labels=label,
                 group=label.group or group_of(path, pattern),
+                split=label.split or split_from_path(path),
             )
 
 

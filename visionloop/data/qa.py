@@ -37,6 +37,7 @@ from visionloop.data.blobstore import BlobIndex, BlobStore
 from visionloop.data.facts_cache import FactsCache
 from visionloop.data.importers.common import file_ext
 from visionloop.data.sources import DataSource, within_root
+from visionloop.data.split import cross_split_copies, split_leakage
 from visionloop.data.types import (
     Box,
     Candidate,
@@ -337,6 +338,7 @@ class QARunner:
             boxes=boxes,
             source=cand.source_uri,
             group=cand.group,
+            split=cand.split if cand.labels.status == LabelStatus.LABELED else None,
             ext=facts["ext"],
             labeling_job=cand.labels.labeling_job,
         )
@@ -406,6 +408,7 @@ class QARunner:
                         )
                     )
         self.cache.commit()
+        copies = cross_split_copies(records)
         records, dup_entries = resolve_duplicates(records)
         entries.extend(dup_entries)
         report = QuarantineReport(
@@ -416,6 +419,7 @@ class QARunner:
             converted=dict(self.stats["converted"]),
             exif_rotated=self.stats["exif_rotated"],
             boxes_clipped=self.stats["clipped"],
+            leakage=split_leakage(records, copies),
         )
         report.check_reconciles()
         return records, report

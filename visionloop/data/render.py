@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from visionloop.data.dataset import ImageDataset
 from visionloop.data.qa import RULES
-from visionloop.data.types import QuarantineReport
+from visionloop.data.types import QuarantineReport, SplitLeakage
 
 PALETTE = ["#ff3838", "#2c99a8", "#ffb21d", "#48f90a", "#3ddb86", "#8438ff", "#ff95c8", "#cfd231"]
 
@@ -90,12 +90,47 @@ def quarantine_html(report: QuarantineReport) -> str:
         _table([[i.path, i.reason] for i in report.ignored], ["file", "reason"])
         if report.ignored
         else "<p>None.</p>",
+        *leakage_html(report.leakage),
     ]
     return "<html><body>" + "".join(parts) + "</body></html>"
 
 
+def leakage_html(leakage: SplitLeakage | None) -> list[str]:
+    """The splits the source declares, and the capture groups and identical images that
+    straddle two of them."""
+    if leakage is None:
+        return ["<h3>Declared splits</h3><p>The source declares none.</p>"]
+    status = "bad" if leakage.leaks else "ok"
+    parts = [
+        "<h3>Declared splits</h3>",
+        f"<p>Labelled images per declared split: {leakage.declared}; with none declared: "
+        f"{leakage.undeclared}</p>",
+        f"<p class='{status}'>{leakage.straddling_groups} capture group(s) and {leakage.identical_images} "
+        "identical image(s) straddle two declared splits</p>",
+    ]
+    if leakage.group_examples:
+        parts.append(
+            _table(
+                [[g.group, g.splits, ", ".join(g.paths)] for g in leakage.group_examples],
+                ["group", "images per split", "files (first ones)"],
+            )
+        )
+    if leakage.identical_examples:
+        parts.append(
+            _table(
+                [
+                    [c.sha256[:12], ", ".join(f"{p} ({s})" for p, s in c.paths.items())]
+                    for c in leakage.identical_examples
+                ],
+                ["sha256", "copies (declared split)"],
+            )
+        )
+    return parts
+
+
 def dataset_html(dataset: ImageDataset) -> str:
     stats = dataset.stats()
+    plan = dataset.manifest.split_plan
     splits = [[k, v] for k, v in stats["per_split"].items()]
     classes = [
         [name, *(per.get(s, 0) for s in ("train", "val", "test"))]
@@ -111,6 +146,7 @@ def dataset_html(dataset: ImageDataset) -> str:
         + f"({stats['boxes_per_image_mean']} per labelled image, max {stats['boxes_per_image_max']})</p>"
         + "<h3>Images per split</h3>"
         + _table(splits, ["split", "images"])
+        + "".join(f"<p>{html.escape(line)}</p>" for line in (plan.lines() if plan else []))
         + "<h3>Boxes per class</h3>"
         + _table(classes, ["class", "train", "val", "test"])
         + "</body></html>"

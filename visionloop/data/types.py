@@ -62,6 +62,7 @@ class Labels:
     unknown_classes: list[str] = field(default_factory=list)
     labeling_job: str | None = None
     group: str | None = None
+    split: str | None = None  # the split the label file declares (``train``, ``val``, ``test``)
 
     @classmethod
     def unlabeled(cls) -> Labels:
@@ -86,6 +87,7 @@ class Candidate(BaseModel):
     plain: bool = False
     labels: Labels = Field(default_factory=Labels.unlabeled)
     group: str
+    split: str | None = None  # declared by the source (label file, data.yaml or folder name)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -138,8 +140,41 @@ class IgnoredFile(BaseModel):
     reason: str
 
 
+class StraddlingGroup(BaseModel):
+    """A capture group whose images the source put in more than one split."""
+
+    group: str
+    splits: dict[str, int]  # split -> images
+    paths: list[str] = Field(default_factory=list)  # up to a few, for the report
+
+
+class CrossSplitCopy(BaseModel):
+    """The same image bytes declared in more than one split (one copy is kept: see the
+    ``duplicate`` quarantine entries)."""
+
+    sha256: str
+    paths: dict[str, str]  # path -> declared split
+
+
+class SplitLeakage(BaseModel):
+    """What straddles the splits a source declares: capture groups (``group_pattern``)
+    and identical images. Counts are complete; the lists hold the first examples."""
+
+    declared: dict[str, int] = Field(default_factory=dict)  # split -> accepted labelled images
+    undeclared: int = 0  # accepted labelled images with no declared split
+    straddling_groups: int = 0
+    identical_images: int = 0
+    group_examples: list[StraddlingGroup] = Field(default_factory=list)
+    identical_examples: list[CrossSplitCopy] = Field(default_factory=list)
+
+    @property
+    def leaks(self) -> int:
+        return self.straddling_groups + self.identical_images
+
+
 class QuarantineReport(BaseModel):
-    """The outcome of QA. ``total == accepted + len(entries)`` always holds."""
+    """The outcome of QA. ``total == accepted + len(entries)`` always holds. ``leakage``
+    is set when the source declares splits."""
 
     source: str
     total: int
@@ -149,6 +184,7 @@ class QuarantineReport(BaseModel):
     converted: dict[str, int] = Field(default_factory=dict)
     exif_rotated: int = 0
     boxes_clipped: int = 0
+    leakage: SplitLeakage | None = None
 
     @property
     def quarantined(self) -> int:
@@ -200,7 +236,8 @@ def _setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], No
 _new = object.__new__
 _BOX = _setters(Box, ("class_id", "x1", "y1", "x2", "y2"))
 _LABELS = _setters(
-    Labels, ("status", "boxes", "normalized", "problems", "unknown_classes", "labeling_job", "group")
+    Labels,
+    ("status", "boxes", "normalized", "problems", "unknown_classes", "labeling_job", "group", "split"),
 )
 _RECORD = _setters(
     ImageRecord,
@@ -240,7 +277,7 @@ def make_labels(
     """``Labels(status=..., labeling_job=..., group=...)`` unvalidated: no boxes yet,
     pixel coordinates."""
     labels: Labels = _new(Labels)
-    set_status, set_boxes, set_normalized, set_problems, set_unknown, set_job, set_group = _LABELS
+    set_status, set_boxes, set_normalized, set_problems, set_unknown, set_job, set_group, set_split = _LABELS
     set_status(labels, status)
     set_boxes(labels, [])
     set_normalized(labels, False)
@@ -248,6 +285,7 @@ def make_labels(
     set_unknown(labels, [])
     set_job(labels, labeling_job)
     set_group(labels, group)
+    set_split(labels, None)
     return labels
 
 

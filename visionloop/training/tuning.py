@@ -5,9 +5,28 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
+from typing import Any
 
 from visionloop.data.dataset import DatasetManifest, ImageDataset
-from visionloop.training.types import TrainParams, TrialResult, TuningResult
+from visionloop.training.types import Override, TrainParams, TrialResult, TuningResult
+
+TUNED = ("lr0", "augment", "imgsz")
+
+
+def search_space(
+    base: TrainParams,
+    lr0: list[float] | None = None,
+    augment: list[float] | None = None,
+    imgsz: list[int] | None = None,
+) -> dict[str, list[Any]]:
+    """The values tuning tries, each list given or built around ``base`` (the training
+    settings): imgsz ``[base.imgsz]``, lr0 ``[lr0 / 2, lr0, 2 lr0]``, augment
+    ``[augment / 2, augment]`` (``[0]`` when augmentation is off)."""
+    return {
+        "lr0": list(lr0) if lr0 else [round(base.lr0 / 2, 8), base.lr0, round(base.lr0 * 2, 8)],
+        "augment": list(augment) if augment else sorted({round(base.augment / 2, 4), base.augment}),
+        "imgsz": list(imgsz) if imgsz else [base.imgsz],
+    }
 
 
 def trial_params(
@@ -29,17 +48,25 @@ def trial_params(
     ]
 
 
-def choose(trials: list[TrialResult], base: TrainParams) -> TuningResult:
+def choose(trials: list[TrialResult], base: TrainParams, written: list[str] | None = None) -> TuningResult:
     """The trial with the highest validation fitness wins (the earliest on a tie); its
-    learning rate, augmentation and image size go into ``base``."""
+    learning rate, augmentation and image size go into ``base``. Each value that changes
+    is an ``Override``; ``written`` names the ``train`` settings the user wrote, whose
+    replacement the caller must not keep quiet about."""
     if not trials:
         return TuningResult(trials=[], best_index=None, best_params=base)
     best = max(trials, key=lambda t: (t.fitness, -t.index))
-    params = base.model_copy(
-        update={"lr0": best.params.lr0, "augment": best.params.augment, "imgsz": best.params.imgsz}
-    )
+    tuned = {name: getattr(best.params, name) for name in TUNED}
+    overrides = [
+        Override(field=name, configured=getattr(base, name), tuned=value, written=name in (written or []))
+        for name, value in tuned.items()
+        if value != getattr(base, name)
+    ]
     return TuningResult(
-        trials=sorted(trials, key=lambda t: t.index), best_index=best.index, best_params=params
+        trials=sorted(trials, key=lambda t: t.index),
+        best_index=best.index,
+        best_params=base.model_copy(update=tuned),
+        overrides=overrides,
     )
 
 

@@ -58,12 +58,28 @@ class TrialResult(BaseModel):
     train_images: int
 
 
+class Override(BaseModel):
+    """A training setting that tuning replaced: ``written`` when the user wrote it in
+    the configuration's ``train`` section (not a default)."""
+
+    field: str
+    configured: float
+    tuned: float
+    written: bool = False
+
+    def describe(self) -> str:
+        who = "written in train" if self.written else "default"
+        return f"train.{self.field} {self.configured:g} ({who}) replaced by the tuned {self.tuned:g}"
+
+
 class TuningResult(BaseModel):
-    """All trials and the chosen parameters (``best_index`` is None without trials)."""
+    """All trials and the chosen parameters (``best_index`` is None without trials), and
+    the training settings the chosen trial replaced."""
 
     trials: list[TrialResult] = Field(default_factory=list)
     best_index: int | None = None
     best_params: TrainParams
+    overrides: list[Override] = Field(default_factory=list)
 
 
 class ModelBlob(BaseModel):

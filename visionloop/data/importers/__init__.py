@@ -10,6 +10,8 @@ import posixpath
 from collections.abc import Iterable
 from typing import Any
 
+import yaml
+
 from visionloop.data.importers.coco import import_coco, is_coco, load_json
 from visionloop.data.importers.common import (
     IMAGE_EXTENSIONS,
@@ -27,6 +29,7 @@ from visionloop.data.importers.ground_truth import (
     is_ground_truth_header,
 )
 from visionloop.data.importers.label_studio import import_label_studio, is_label_studio
+from visionloop.data.importers.splits import yolo_yaml_splits
 from visionloop.data.importers.yolo import import_yolo
 from visionloop.data.sources import DataSource
 
@@ -126,5 +129,13 @@ def import_labels(
 
         index = import_yolo(image_paths, label_txts, read_label, class_names, meta)
         files.check(p for p in label_txts if p not in read)
+        for path, text in sorted(meta.items()):
+            if path.endswith((".yaml", ".yml")):
+                try:
+                    declared = yaml.safe_load(text)
+                except yaml.YAMLError as exc:
+                    raise LabelFormatError(f"{source.uri_for(path)}: not valid YAML: {exc}") from exc
+                index.splits = yolo_yaml_splits(declared, path, image_paths)
+                break
         return index
     return LabelIndex(format="none", class_names=list(class_names or []))

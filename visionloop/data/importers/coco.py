@@ -16,7 +16,9 @@ from visionloop.data.importers.common import (
     LabelIndex,
     PathResolver,
     class_index,
+    set_declared_split,
 )
+from visionloop.data.importers.splits import SPLIT_FIELD, split_from_file_name
 from visionloop.data.types import Box, Labels
 
 
@@ -41,6 +43,7 @@ def import_coco(
     index = LabelIndex(format="coco", class_names=names, label_files=set(json_files))
     for path, data in sorted(json_files.items()):
         by_id: dict[Any, Labels] = {}
+        file_split = split_from_file_name(path)  # one COCO file per split
         for image in data["images"]:
             try:
                 image_path = resolver.resolve(str(image["file_name"]))
@@ -48,6 +51,9 @@ def import_coco(
                 by_id[image["id"]] = entry
                 if group_field and image.get(group_field) is not None:
                     entry.group = str(image[group_field])
+                declared = image.get(SPLIT_FIELD, file_split)
+                if declared is not None:
+                    set_declared_split(entry, declared, f"{path}: image {image.get('id')}")
             except (KeyError, TypeError) as exc:
                 raise LabelFormatError(f"{path}: bad image entry {image!r}: {exc}") from exc
         for ann in data["annotations"]:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, TextIO
 
+from visionloop.data.importers.splits import normalize_split
 from visionloop.data.sources import DataSource
 from visionloop.data.types import Labels
 
@@ -110,6 +111,8 @@ class LabelIndex:
 
     ``label_files`` are the files the importer consumed (never image candidates).
     Paths in ``labels`` that are not in the listing become ``missing_file`` items.
+    ``splits`` holds the splits a YOLO ``data.yaml`` declares for listed images (the other
+    formats declare theirs in each image's ``Labels.split``).
     ``deferred``, when an importer sets it, holds the labels of listed images that are
     not in ``labels`` (the Ground Truth importer keeps only where each row is).
     """
@@ -119,6 +122,7 @@ class LabelIndex:
     labels: dict[str, Labels] = field(default_factory=dict)
     label_files: set[str] = field(default_factory=set)
     deferred: DeferredLabels | None = None
+    splits: dict[str, str] = field(default_factory=dict)  # image path -> split a data.yaml declares
 
 
 def file_ext(path: str) -> str:
@@ -207,6 +211,15 @@ class PathResolver:
 
     def resolve(self, ref: str) -> str:
         return self.locate(ref)[0]
+
+
+def set_declared_split(labels: Labels, value: object, where: str) -> None:
+    """``labels.split`` from a split column or key; an unknown name becomes a problem of
+    these labels (QA quarantines the image with it)."""
+    try:
+        labels.split = normalize_split(value)
+    except ValueError as exc:
+        labels.problems.append(f"{where}: {exc}")
 
 
 def class_index(name: str, class_names: list[str]) -> int | None:

@@ -25,7 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from visionloop.data.importers.common import LabelFiles, LabelFormatError, LabelIndex, PathResolver
+from visionloop.data.importers.common import (
+    LabelFiles,
+    LabelFormatError,
+    LabelIndex,
+    PathResolver,
+    set_declared_split,
+)
+from visionloop.data.importers.splits import SPLIT_FIELD
 from visionloop.data.types import Labels, make_box, make_labels
 
 REQUIRED_COLUMNS = ("source_ref", "annotations")
@@ -58,6 +65,7 @@ class Columns:
     annotations: int
     labeling_job: int | None
     group: int | None
+    split: int | None = None  # a ``split`` column: the split the source declares
 
     @classmethod
     def of(cls, header: list[str] | None, csv_path: str, group_field: str | None) -> Columns:
@@ -72,6 +80,7 @@ class Columns:
             at["annotations"],
             at.get("labeling_job"),
             at.get(group_field) if group_field else None,
+            at.get(SPLIT_FIELD),
         )
 
 
@@ -92,6 +101,8 @@ def row_labels(
     labels = make_labels(
         shared.setdefault(job, job) if job else None, shared.setdefault(group, group) if group else None
     )
+    if cols.split is not None and cols.split < n and row[cols.split].strip():
+        set_declared_split(labels, row[cols.split], f"{cols.csv_path}:{line_no}")
     text = (row[cols.annotations] if cols.annotations < n else "") or "[]"
     if text == "[]":  # checked, nothing found: a third of the rows
         return labels

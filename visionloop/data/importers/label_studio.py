@@ -18,7 +18,9 @@ from visionloop.data.importers.common import (
     LabelIndex,
     PathResolver,
     class_index,
+    set_declared_split,
 )
+from visionloop.data.importers.splits import SPLIT_FIELD
 from visionloop.data.types import Box, Labels
 
 
@@ -99,5 +101,7 @@ def import_label_studio(
             labels = task_labels(task, names, where)
             if group_field and task["data"].get(group_field) is not None:
                 labels.group = str(task["data"][group_field])
+            if task["data"].get(SPLIT_FIELD) is not None:
+                set_declared_split(labels, task["data"][SPLIT_FIELD], where)
             index.labels[resolver.resolve(image_reference(image))] = labels
     return index
