@@ -4,6 +4,7 @@
     python -m edge_runtime serve --channel s3://bucket/channel --model tags --public-key key.pem \\
         --state-dir /var/lib/edge --feedback s3://bucket/raw --port 8080 --token-file /etc/edge/token
     python -m edge_runtime watch --channel /mnt/channel --model tags --public-key key.pem --input /camera
+    python -m edge_runtime serve --channel s3://bucket/channel --model tags --root-key root.pub.pem
 
 See docs/edge_runtime.md.
 """
@@ -21,12 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from edge_runtime.channel import STAGES, ChannelClient
+from edge_runtime.channel import DOWNLOAD_TIMEOUT_S, STAGES, ChannelClient
+from edge_runtime.decode import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MEMORY_BUDGET
 from edge_runtime.ed25519 import KeyFormatError, load_public_key
 from edge_runtime.model import VARIANTS
 from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
 from edge_runtime.server import DEFAULT_MAX_UPLOAD, EdgeServer
 from edge_runtime.storage import open_store
+from edge_runtime.trust import Keyring
 from edge_runtime.watch import FolderWatcher
 
 log = logging.getLogger("edge_runtime")
@@ -53,7 +56,34 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--channel", required=True, help="model channel: a folder or s3://bucket/prefix")
     common.add_argument("--model", required=True, help="model name in the channel")
     common.add_argument(
-        "--public-key", required=True, type=Path, help="the channel's Ed25519 public key file"
+        "--public-key",
+        type=Path,
+        default=None,
+        help="a signing key to trust from the start (Ed25519 public key file)",
+    )
+    common.add_argument(
+        "--root-key",
+        type=Path,
+        default=None,
+        help="the channel's root public key: signing keys then come from its key document",
+    )
+    common.add_argument(
+        "--download-timeout",
+        type=positive(float),
+        default=DOWNLOAD_TIMEOUT_S,
+        help="seconds one version's download may take in all",
+    )
+    common.add_argument(
+        "--max-image-mb",
+        type=positive(float),
+        default=DEFAULT_MAX_IMAGE_BYTES / 2**20,
+        help="memory one image's decoding may take (larger JPEGs decode smaller, others get 413)",
+    )
+    common.add_argument(
+        "--image-memory-mb",
+        type=positive(float),
+        default=DEFAULT_MEMORY_BUDGET / 2**20,
+        help="memory all images in flight may take together (more wait)",
     )
     common.add_argument("--stage", default="production", choices=STAGES)
     common.add_argument(
@@ -109,14 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
+def read_key(path: Path) -> bytes:
     try:
-        public_key = load_public_key(args.public_key.read_bytes())
+        return load_public_key(path.read_bytes())
     except OSError as exc:
-        raise SystemExit(f"cannot read the public key {args.public_key}: {exc}") from exc
+        raise SystemExit(f"cannot read the public key {path}: {exc}") from exc
     except KeyFormatError as exc:
-        raise SystemExit(f"{args.public_key}: {exc}") from exc
-    client = ChannelClient(open_store(args.channel, args.endpoint_url), public_key)
+        raise SystemExit(f"{path}: {exc}") from exc
+
+
+def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
+    if args.public_key is None and args.root_key is None:
+        raise SystemExit("give the channel's --root-key (preferred) or a --public-key to trust")
+    keyring = Keyring(
+        [read_key(args.public_key)] if args.public_key else [],
+        root=read_key(args.root_key) if args.root_key else None,
+        path=args.state_dir / "trust.json",
+    )
+    client = ChannelClient(open_store(args.channel, args.endpoint_url), keyring, args.download_timeout)
     feedback = open_store(args.feedback, args.endpoint_url) if args.feedback else None
     config = RuntimeConfig(
         model=args.model,
@@ -132,6 +172,8 @@ def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
         spool_max_bytes=int(args.spool_max_mb * 2**20),
         shadow=args.shadow,
         child_min_conf=args.child_min_conf,
+        max_image_bytes=int(args.max_image_mb * 2**20),
+        image_memory_bytes=int(args.image_memory_mb * 2**20),
     )
     if feedback is None:
         log.warning("no --feedback store: uncertain images stay in the spool %s", args.state_dir / "spool")
@@ -152,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    runtime = make_runtime(args)
+    try:
+        runtime = make_runtime(args)
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot use the state dir {args.state_dir}: {exc.strerror or exc} ({exc.filename or args.state_dir}). "
+            "The runtime keeps its verified models, spool and logs there: give it a writable --state-dir "
+            "(in Kubernetes, a writable volume)"
+        ) from None
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -41,7 +41,7 @@ from PIL import Image
 
 from edge_runtime import classifier as cls
 from edge_runtime import selftest as det_selftest
-from edge_runtime.channel import VerifiedVersion
+from edge_runtime.channel import VerifiedVersion, member_path
 from edge_runtime.classifier import OnnxClassifier, top_classes
 from edge_runtime.detector import Detection, OnnxDetector
 from edge_runtime.model import ModelRejected, ServedVersion, Thresholds
@@ -185,7 +185,7 @@ class HierarchyBundle:
             return ["the manifest ships no self-test samples for the bundle"]
         problems: list[str] = []
         for name, expected in recorded.items():
-            data = (folder / name).read_bytes()
+            data = member_path(folder, name).read_bytes()
             found = self.expectations({name: data})[name]
             issues = cls.compare(expected["parent"], found["parent"])
             if not issues and found["group"] == expected["group"]:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edge_runtime.channel import VerifiedVersion
+from edge_runtime.channel import VerifiedVersion, member_path
 from edge_runtime.detector import cpu_session, open_image, parse_names
 from edge_runtime.model import ServedVersion
 from edge_runtime.preprocess import to_rgb
@@ -173,7 +173,7 @@ def run_self_test(
         return [f"the manifest records no self-test samples for {model_file}"]
     problems: list[str] = []
     for name, expected in recorded.items():
-        found = expectations(classifier, {name: (folder / name).read_bytes()})[name]
+        found = expectations(classifier, {name: member_path(folder, name).read_bytes()})[name]
         problems += [f"{name}: {p}" for p in compare(expected, found)]
     return problems
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from edge_runtime.preprocess import to_rgb
+
 THUMB = 256
 FEATURES = (
     "brightness",
@@ -29,14 +31,27 @@ FEATURES = (
 )
 
 
-def image_stats(image: Image.Image) -> dict[str, float]:
+def thumbnail(image: Image.Image) -> Image.Image:
+    """The RGB copy, at most ``THUMB`` pixels on its long side, the statistics are computed
+    on (small: the prediction log queues it instead of the image)."""
     width, height = image.size
-    thumb = image.convert("RGB")
+    thumb = to_rgb(image)
     if max(width, height) > THUMB:
         scale = THUMB / max(width, height)
         thumb = thumb.resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BILINEAR
         )
+    elif thumb is image:
+        thumb = image.copy()
+    return thumb
+
+
+def image_stats(image: Image.Image) -> dict[str, float]:
+    return thumb_stats(thumbnail(image), *image.size)
+
+
+def thumb_stats(thumb: Image.Image, width: int, height: int) -> dict[str, float]:
+    """``image_stats`` of an image of ``width`` x ``height`` from its ``thumbnail``."""
     rgb = np.asarray(thumb, dtype=np.float32) / 255.0
     luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     if luma.shape[0] >= 3 and luma.shape[1] >= 3:

@@ -12,9 +12,10 @@ The file is appended under a lock and rotated once it passes ``max_bytes``
 (``predictions.jsonl`` -> ``predictions.jsonl.1``, the older ``.1`` is dropped), so the
 log never grows without bound on a device.
 
-Once ``start()``-ed, the image statistics and the write happen in a background thread
-(``submit`` only queues the image): a request does not wait for them. The queue is
-bounded (``queue_size`` decoded images, which bounds the memory it holds); when the
+Once ``start()``-ed, the image statistics and the write happen in a background thread:
+``submit`` queues only the image's ``imagestats.thumbnail`` (at most 256 px on its long
+side, under 200 KB) and its size, never the decoded image, so the queue holds at most
+``queue_size`` small thumbnails whatever the clients send. When the
 device cannot keep up, lines are dropped and counted in ``dropped`` (shown in
 ``/healthz``) rather than slowing predictions down. Without ``start()`` (tests, tools)
 ``submit`` writes at once.
@@ -32,7 +33,7 @@ from typing import Any
 from PIL import Image
 
 from edge_runtime.detector import Detection
-from edge_runtime.imagestats import image_stats
+from edge_runtime.imagestats import image_stats, thumb_stats, thumbnail
 from edge_runtime.worker import QueueWorker
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def record(
     }
 
 
-Pending = tuple[Image.Image, list[Detection], float, dict[str, Any]]
+Pending = tuple[Image.Image, tuple[int, int], list[Detection], float, dict[str, Any]]
 
 
 class PredictionLog:
@@ -70,17 +71,25 @@ class PredictionLog:
         self._worker: QueueWorker[Pending] = QueueWorker("predlog", self._log, self._failed, queue_size)
 
     def submit(
-        self, image: Image.Image, detections: list[Detection], latency_ms: float, fields: dict[str, Any]
+        self,
+        image: Image.Image,
+        detections: list[Detection],
+        latency_ms: float,
+        fields: dict[str, Any],
+        size: tuple[int, int] | None = None,
     ) -> None:
-        """Log one prediction (statistics computed from ``image``), in the background once started."""
+        """Log one prediction, in the background once started. ``image`` may already be
+        its ``thumbnail`` when ``size`` gives the size of the image as sent."""
+        thumb = image if size is not None else thumbnail(image)
+        item = (thumb, size or image.size, detections, latency_ms, fields)
         if not self._worker.running:
-            self._log((image, detections, latency_ms, fields))
-        elif not self._worker.offer((image, detections, latency_ms, fields)):
+            self._log(item)
+        elif not self._worker.offer(item):
             self.dropped += 1
 
     def _log(self, item: Pending) -> None:
-        image, detections, latency_ms, fields = item
-        self.write(record(detections, image_stats(image), latency_ms, **fields))
+        thumb, (width, height), detections, latency_ms, fields = item
+        self.write(record(detections, thumb_stats(thumb, width, height), latency_ms, **fields))
 
     def _failed(self, exc: Exception) -> None:  # a bad line must not stop the log
         self.errors += 1

@@ -62,8 +62,25 @@ class Letterbox:
         return out
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
+    """The image as 8-bit RGB. 16-bit greyscale (``I;16*``, and ``I`` holding values
+    above 255) is scaled to 8 bits (``value >> 8``): Pillow's ``convert`` clips it at 255,
+    which turns a 16-bit photo white."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "I":
+        values = np.asarray(image)
+        if image.mode == "I":
+            if int(values.max(initial=0)) <= 255 and int(values.min(initial=0)) >= 0:
+                return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
+            values = np.clip(values, 0, 65535)
+        eight = (values >> 8).astype(np.uint8)
+        del values
+        return Image.fromarray(eight, "L").convert("RGB")
+    return image.convert("RGB")
 
 
 def resized_size(width: int, height: int, scale: float) -> tuple[int, int]:

@@ -12,20 +12,24 @@ State folder layout (``--state-dir``)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
+from edge_runtime import decode
 from edge_runtime.agent import Backoff, StageAgent
 from edge_runtime.channel import ChannelClient
-from edge_runtime.detector import Detection, open_image
+from edge_runtime.detector import Detection, ImageTooLarge
+from edge_runtime.imagestats import thumbnail
 from edge_runtime.model import LoadedModel, Thresholds
 from edge_runtime.predlog import PredictionLog
 from edge_runtime.serving import Served, label_answer
@@ -42,6 +46,10 @@ class NoModelError(RuntimeError):
 
 class BadImageError(ValueError):
     """The bytes are not an image Pillow can decode."""
+
+
+class ImageTooLargeError(BadImageError):
+    """The image is over the pixel cap or would decode to more than one image may take."""
 
 
 @dataclass
@@ -62,6 +70,8 @@ class RuntimeConfig:
     shadow: bool = False
     max_inflight: int | None = None  # None: cores // threads (1 when threads is None)
     child_min_conf: float | None = None  # bundles: overrides the manifest's fallback threshold
+    max_image_bytes: int = decode.DEFAULT_MAX_IMAGE_BYTES  # one image's decoding working set
+    image_memory_bytes: int = decode.DEFAULT_MEMORY_BUDGET  # all images in flight together
 
 
 def inflight_limit(config: RuntimeConfig) -> int:
@@ -124,10 +134,12 @@ class EdgeRuntime:
             Shadow(
                 self._staging_detector,
                 self.state_dir / "shadow.jsonl",
+                decode=self.decoded,
             )
             if self.shadow_agent
             else None
         )
+        self.memory = decode.MemoryBudget(max(config.image_memory_bytes, config.max_image_bytes))
         self.spool = FeedbackSpool(self.state_dir / "spool", config.spool_max_bytes)
         self.uploader = (
             Uploader(self.spool, feedback_store, idle_s=config.upload_idle_s) if feedback_store else None
@@ -185,13 +197,10 @@ class EdgeRuntime:
             return self._predict_labels(loaded, data, source)
         with self._slots:
             started = time.perf_counter()
-            try:
-                image = open_image(data)
-            except Exception as exc:  # Pillow's plugins raise many kinds on hostile bytes
-                kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
-                raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
-            detections = loaded.predict(image)
-            latency_ms = (time.perf_counter() - started) * 1000
+            with self.decoded(data) as image:
+                detections = image.to_sent(loaded.predict(image.image))
+                latency_ms = (time.perf_counter() - started) * 1000
+                thumb = thumbnail(image.image)
         with self._count_lock:
             self.predictions += 1
         reason = feedback_reason(detections, loaded.thresholds)
@@ -210,11 +219,12 @@ class EdgeRuntime:
                     "device_id": self.config.device_id,
                     "source": source,
                 },
+                image.format,
             )
             if spooled == "spooled" and self.uploader:
                 self.uploader.wake()
         self.predlog.submit(
-            image,
+            thumb,
             detections,
             latency_ms,
             {
@@ -226,9 +236,10 @@ class EdgeRuntime:
                 "source": source,
                 "device_id": self.config.device_id,
             },
+            size=image.size,
         )
         if self.shadow is not None:
-            self.shadow.submit(image, data, loaded.version_id, detections)
+            self.shadow.submit(None, data, loaded.version_id, detections)
         return {
             "model": loaded.name,
             "version": loaded.version_id,
@@ -239,12 +250,19 @@ class EdgeRuntime:
             "feedback": {"reason": reason, "spool": spooled} if reason else None,
         }
 
-    def _decode(self, data: bytes) -> Image.Image:
-        try:
-            return open_image(data)
-        except Exception as exc:  # Pillow's plugins raise many kinds on hostile bytes
-            kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
-            raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
+    @contextlib.contextmanager
+    def decoded(self, data: bytes) -> Iterator[decode.Decoded]:
+        """``data`` decoded inside this runtime's memory budget (``edge_runtime.decode``);
+        the decoded image is released when the block ends."""
+        with contextlib.ExitStack() as stack:
+            try:
+                image = stack.enter_context(decode.decode(data, self.memory, self.config.max_image_bytes))
+            except ImageTooLarge as exc:
+                raise ImageTooLargeError(f"{exc} ({len(data)} bytes)") from exc
+            except Exception as exc:  # Pillow's plugins raise many kinds on hostile bytes
+                kind = "" if isinstance(exc, UnidentifiedImageError | OSError) else f"{type(exc).__name__}: "
+                raise BadImageError(f"not a decodable image ({len(data)} bytes): {kind}{exc}") from exc
+            yield image
 
     def _predict_labels(self, loaded: Served, data: bytes, source: str) -> dict[str, Any]:
         """A classifier's classes or a bundle's routed path (``edge_runtime.serving``);
@@ -252,9 +270,10 @@ class EdgeRuntime:
         assert not isinstance(loaded, LoadedModel)
         with self._slots:
             started = time.perf_counter()
-            image = self._decode(data)
-            answer, reason, prob = label_answer(loaded, image, self.config.child_min_conf)
-            latency_ms = (time.perf_counter() - started) * 1000
+            with self.decoded(data) as image:
+                answer, reason, prob = label_answer(loaded, image.image, self.config.child_min_conf)
+                latency_ms = (time.perf_counter() - started) * 1000
+                thumb = thumbnail(image.image)
         with self._count_lock:
             self.predictions += 1
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -268,7 +287,7 @@ class EdgeRuntime:
                 "device_id": self.config.device_id,
                 "source": source,
             }
-            spooled = self.spool.add(data, {**meta, **answer})
+            spooled = self.spool.add(data, {**meta, **answer}, image.format)
             if spooled == "spooled" and self.uploader:
                 self.uploader.wake()
         log_fields = {
@@ -278,7 +297,9 @@ class EdgeRuntime:
             "source": source,
             "device_id": self.config.device_id,
         }
-        self.predlog.submit(image, [], latency_ms, {**log_fields, "top_prob": round(prob, 4)})
+        self.predlog.submit(
+            thumb, [], latency_ms, {**log_fields, "top_prob": round(prob, 4)}, size=image.size
+        )
         return {
             **fields,
             "latency_ms": round(latency_ms, 3),
@@ -295,6 +316,7 @@ class EdgeRuntime:
         loaded = self.agent.current
         doc: dict[str, Any] = {
             "status": "ok" if loaded is not None else "no-model",
+            "channel": self.agent.channel_state(),
             "model": self.config.model,
             "stage": self.config.stage,
             "version": loaded.version_id if loaded else None,
@@ -303,6 +325,12 @@ class EdgeRuntime:
             "predictions": self.predictions,
             "errors": self.errors,
             "max_inflight": self.inflight,
+            "image_memory": {
+                "budget_bytes": self.memory.total,
+                "in_use_bytes": self.memory.used,
+                "waited": self.memory.waited,
+                "max_image_bytes": self.config.max_image_bytes,
+            },
             "agent": self.agent.describe(),
             "spool": self.spool.describe(),
             "uploader_error": self.uploader.last_error if self.uploader else None,

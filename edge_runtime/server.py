@@ -17,8 +17,14 @@ With a token (``--token`` or ``$EDGE_RUNTIME_TOKEN``) every ``/v1/`` request nee
 ``Authorization: Bearer <token>``; ``/healthz`` stays open for liveness probes. The
 server binds 127.0.0.1 unless told otherwise. At most ``max_connections`` connections
 are served at once (a thread each; an idle keep-alive connection is closed after 30 s);
-more get a 503 straight away. Inference itself is limited further by the runtime's
-``max_inflight``.
+more get a 503 straight away, except ``GET /healthz``: a connection beyond the limit is
+given one of ``PROBE_SLOTS`` short-lived threads that read its request line within
+``PROBE_TIMEOUT_S`` and answer ``/healthz`` (anything else gets the 503), so slow
+clients holding every slot cannot take the device out of its load balancer. Inference
+itself is limited further by the runtime's ``max_inflight``.
+
+``Content-Length`` must be 1 to 19 ASCII digits (one value; ``Transfer-Encoding`` is
+refused with 411). An IPv6 ``host`` (``::1``, ``::``) binds an IPv6 socket.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ import contextlib
 import hmac
 import json
 import logging
+import re
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from edge_runtime.runtime import BadImageError, EdgeRuntime, NoModelError
+from edge_runtime.runtime import BadImageError, EdgeRuntime, ImageTooLargeError, NoModelError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,19 @@ BUSY = (
     + f"Content-Length: {len(BUSY_BODY)}\r\nConnection: close\r\n\r\n".encode()
     + BUSY_BODY
 )
+PROBE_SLOTS = 4
+PROBE_TIMEOUT_S = 2.0
+CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+
+
+def health_doc(server: EdgeServer) -> tuple[int, dict[str, Any]]:
+    health = server.runtime.health()
+    health["http"] = {
+        "max_connections": server.max_connections,
+        "refused_busy": server.refused_busy,
+        "probes_answered_busy": server.probes_answered,
+    }
+    return (200 if health["status"] == "ok" else 503), health
 
 
 class EdgeHandler(BaseHTTPRequestHandler):
@@ -77,12 +98,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         runtime = self.server.runtime
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
-            health = runtime.health()
-            health["http"] = {
-                "max_connections": self.server.max_connections,
-                "refused_busy": self.server.refused_busy,
-            }
-            self._send(200 if health["status"] == "ok" else 503, health)
+            self._send(*health_doc(self.server))
         elif path == "/v1/model":
             if not self._authorized():
                 return
@@ -90,7 +106,8 @@ class EdgeHandler(BaseHTTPRequestHandler):
             if loaded is None:
                 self._send(503, {"error": "no model loaded yet", "agent": runtime.agent.describe()})
             else:
-                self._send(200, loaded.describe())
+                channel = runtime.agent.channel_state()
+                self._send(200, {**loaded.describe(), "channel": channel})
         else:
             self._send(
                 404, {"error": f"no such endpoint {path}; try POST /v1/predict, GET /v1/model, /healthz"}
@@ -104,11 +121,22 @@ class EdgeHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             self.close_connection = True
             return
-        length_header = self.headers.get("Content-Length")
-        if length_header is None or not length_header.isdigit():
-            self._send(411, {"error": "send the image as the request body with a Content-Length"}, close=True)
+        lengths = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding") is not None or len(set(lengths)) != 1:
+            self._send(
+                411,
+                {
+                    "error": "send the image as the request body with one Content-Length (no Transfer-Encoding)"
+                },
+                close=True,
+            )
             return
-        length = int(length_header)
+        if not CONTENT_LENGTH.fullmatch(lengths[0].strip()):
+            self._send(
+                400, {"error": f"Content-Length {lengths[0][:20]!r} is not a number of bytes"}, close=True
+            )
+            return
+        length = int(lengths[0].strip())
         limit = self.server.max_upload_bytes
         if length > limit:
             self._send(
@@ -119,6 +147,8 @@ class EdgeHandler(BaseHTTPRequestHandler):
         runtime = self.server.runtime
         try:
             result = runtime.predict(data)
+        except ImageTooLargeError as exc:
+            self._send(413, {"error": str(exc)})
         except BadImageError as exc:
             self._send(400, {"error": str(exc)})
         except NoModelError as exc:
@@ -145,24 +175,63 @@ class EdgeServer(ThreadingHTTPServer):
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
         max_connections: int = 32,
     ) -> None:
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), EdgeHandler)
         self.runtime = runtime
         self.token = token
         self.max_upload_bytes = max_upload_bytes
         self.max_connections = max_connections
         self.refused_busy = 0
+        self.probes_answered = 0
         self._connections = threading.BoundedSemaphore(max_connections)
+        self._probes = threading.BoundedSemaphore(PROBE_SLOTS)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """One thread per connection, at most ``max_connections``: beyond that the
-        connection gets a 503 at once instead of a thread (and its upload a buffer)."""
+        connection gets a 503 at once instead of a thread (and its upload a buffer),
+        unless it is a ``/healthz`` probe (module docstring)."""
         if not self._connections.acquire(blocking=False):
-            self.refused_busy += 1
-            with contextlib.suppress(OSError):
-                request.sendall(BUSY)
-            self.shutdown_request(request)
+            if self._probes.acquire(blocking=False):
+                threading.Thread(target=self._probe, args=(request,), daemon=True).start()
+                return
+            self._busy(request)
             return
         super().process_request(request, client_address)
+
+    def _busy(self, request: Any) -> None:
+        self.refused_busy += 1
+        with contextlib.suppress(OSError):
+            request.sendall(BUSY)
+        self.shutdown_request(request)
+
+    def _probe(self, request: Any) -> None:
+        """A connection beyond the limit: answer it if it is ``GET /healthz``, else 503."""
+        try:
+            request.settimeout(PROBE_TIMEOUT_S)
+            head = b""
+            with contextlib.suppress(OSError):
+                while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < 8192:
+                    chunk = request.recv(1024)
+                    if not chunk:
+                        break
+                    head += chunk
+            line = head.split(b"\n", 1)[0].split()
+            if len(line) >= 2 and line[0] == b"GET" and line[1].split(b"?", 1)[0] == b"/healthz":
+                self.probes_answered += 1
+                code, doc = health_doc(self)
+                body = json.dumps(doc, separators=(",", ":")).encode()
+                reason = b"OK" if code == 200 else b"Service Unavailable"
+                with contextlib.suppress(OSError):
+                    request.sendall(
+                        b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                        b"Connection: close\r\n\r\n" % (code, reason, len(body)) + body
+                    )
+                self.shutdown_request(request)
+            else:
+                self._busy(request)
+        finally:
+            self._probes.release()
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -172,8 +241,9 @@ class EdgeServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        address, port = self.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start_background(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)

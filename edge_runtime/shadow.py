@@ -1,8 +1,10 @@
 """Shadow mode: the staging model sees the same images as production, off the request
 path, and the disagreements are logged (JSONL) for a person deciding on promotion.
 
-Production answers the request; the image and production's detections go into a
-bounded queue that one background thread works through with the staging model. When
+Production answers the request; the image's encoded bytes (never the decoded image)
+and production's detections go into a bounded queue that one background thread works
+through with the staging model, decoding each image again inside the runtime's memory
+budget (``decode``). When
 the queue is full the image is skipped (counted in ``skipped_busy``): shadowing never
 slows production down.
 
@@ -19,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +59,14 @@ class Shadow:
     production has answered, and logs where they disagree to ``log_path``."""
 
     def __init__(
-        self, staging: Callable[[], LoadedModel | None], log_path: Path, queue_size: int = 8
+        self,
+        staging: Callable[[], LoadedModel | None],
+        log_path: Path,
+        queue_size: int = 8,
+        decode: Callable[[bytes], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.staging = staging
+        self.decode = decode
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.counters = {
@@ -68,11 +76,14 @@ class Shadow:
             "skipped_no_staging": 0,
             "errors": 0,
         }
-        self._worker: QueueWorker[tuple[Image.Image, bytes, str, list[Detection]]] = QueueWorker(
+        self._worker: QueueWorker[tuple[Image.Image | None, bytes, str, list[Detection]]] = QueueWorker(
             "shadow", lambda item: self.compare(*item), self._failed, queue_size
         )
 
-    def submit(self, image: Image.Image, data: bytes, production_version: str, dets: list[Detection]) -> None:
+    def submit(
+        self, image: Image.Image | None, data: bytes, production_version: str, dets: list[Detection]
+    ) -> None:
+        """Queue one comparison; ``image`` None: decode ``data`` in the worker."""
         if not self._worker.offer((image, data, production_version, dets)):
             self.counters["skipped_busy"] += 1
 
@@ -81,13 +92,19 @@ class Shadow:
         log.error("shadow: comparison failed: %s", exc)
 
     def compare(
-        self, image: Image.Image, data: bytes, production_version: str, dets: list[Detection]
+        self, image: Image.Image | None, data: bytes, production_version: str, dets: list[Detection]
     ) -> None:
         staging = self.staging()
         if staging is None:
             self.counters["skipped_no_staging"] += 1
             return
-        found = staging.predict(image)
+        if image is not None:
+            found = staging.predict(image)
+        elif self.decode is not None:
+            with self.decode(data) as decoded:
+                found = decoded.to_sent(staging.predict(decoded.image))
+        else:
+            found = staging.detector.predict(data, conf=staging.thresholds.conf, iou=staging.thresholds.iou)
         self.counters["compared"] += 1
         why = disagreement(dets, found)
         if why is None:

@@ -21,6 +21,7 @@ exponential backoff; nothing is deleted before it is stored, so a restart loses 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -37,10 +38,19 @@ log = logging.getLogger(__name__)
 PREFIX = "feedback"
 
 
-def image_extension(data: bytes) -> str:
-    """A file extension for encoded image bytes, from their magic number (jpg when unknown)."""
+FORMAT_EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+FORMAT_EXTENSIONS |= {"WEBP": "webp", "PPM": "ppm", "ICO": "ico", "JPEG2000": "jp2", "TGA": "tga"}
+
+
+def image_extension(data: bytes, image_format: str | None = None) -> str:
+    """A file extension for encoded image bytes: from Pillow's ``image_format`` when the
+    runtime decoded them, else from their magic number (jpg when unknown)."""
+    if image_format:
+        return FORMAT_EXTENSIONS.get(image_format.upper(), image_format.lower()[:8] or "jpg")
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
     if data[:2] == b"BM":
         return "bmp"
     if data[:4] in (b"II*\x00", b"MM\x00*"):
@@ -108,8 +118,10 @@ class FeedbackSpool:
                 return path
         return None
 
-    def add(self, data: bytes, metadata: dict[str, Any]) -> str:
-        """Spool an image; returns what happened: spooled, duplicate, dropped_full or write_error."""
+    def add(self, data: bytes, metadata: dict[str, Any], image_format: str | None = None) -> str:
+        """Spool an image; returns what happened: spooled, duplicate, dropped_full or
+        write_error (a disk that refuses the write, e.g. read-only or full: counted, never
+        raised, so the request still gets its answer)."""
         sha = hashlib.sha256(data).hexdigest()
         meta = json.dumps({**metadata, "sha256": sha, "bytes": len(data)}, sort_keys=True).encode()
         with self._lock:
@@ -129,12 +141,13 @@ class FeedbackSpool:
                         self.counters.dropped_full,
                     )
                 return "dropped_full"
-            image_path = self.folder / f"{sha}.{image_extension(data)}"
+            image_path = self.folder / f"{sha}.{image_extension(data, image_format)}"
             try:
                 atomic_write(image_path, data)
                 atomic_write(meta_path, meta)
             except OSError as exc:
-                image_path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # the same disk may refuse the clean-up too
+                    image_path.unlink(missing_ok=True)
                 self.counters.write_errors += 1
                 log.error("spool %s: cannot write %s: %s", self.folder, image_path.name, exc)
                 return "write_error"

@@ -22,7 +22,7 @@ from zenml.logger import get_logger
 from zenml.models import ModelVersionResponse
 
 from edge_runtime.storage import open_store
-from visionloop.deploy.channel import ChannelPublisher, now_iso
+from visionloop.deploy.channel import DEFAULT_TTL_HOURS, ChannelPublisher, now_iso
 from visionloop.deploy.signing import (
     SigningKey,
     SigningKeyError,
@@ -76,8 +76,18 @@ def default_channel() -> str:
     return os.environ.get("VISIONLOOP_CHANNEL") or stack_channel()
 
 
-def publisher(channel: str, key: SigningKey, s3_endpoint: str | None = None) -> ChannelPublisher:
-    return ChannelPublisher(open_store(channel, s3_endpoint), key)
+def publisher(
+    channel: str, key: SigningKey, s3_endpoint: str | None = None, ttl_hours: float | None = None
+) -> ChannelPublisher:
+    """A publisher for ``channel``; its pointers expire ``ttl_hours`` after they are
+    written (``deploy.pointer_ttl_hours``; None: the default, 168)."""
+    return ChannelPublisher(open_store(channel, s3_endpoint), key, ttl_hours or DEFAULT_TTL_HOURS)
+
+
+def ttl_of(settings: Any) -> float:
+    """``deploy.pointer_ttl_hours`` of a DeploySettings (the default for settings objects
+    written before the field existed, e.g. a cached step's)."""
+    return float(getattr(settings, "pointer_ttl_hours", DEFAULT_TTL_HOURS))
 
 
 def mlflow_client() -> Any:

@@ -42,7 +42,7 @@ def promote_model(
         ]
         return outcome
     key = control_plane.signing_key(settings.signing_secret)
-    publisher = control_plane.publisher(channel, key, settings.s3_endpoint)
+    publisher = control_plane.publisher(channel, key, settings.s3_endpoint, control_plane.ttl_of(settings))
     change = control_plane.set_stage(
         name,
         version,

@@ -49,7 +49,7 @@ def stage_model(
         int8_model = control_plane.load_artifact(model, constants.ONNX_INT8_MODEL)
     records, images = evaluate.test_images(dataset)
     key = control_plane.signing_key(settings.signing_secret, create=True)
-    publisher = control_plane.publisher(channel, key, settings.s3_endpoint)
+    publisher = control_plane.publisher(channel, key, settings.s3_endpoint, control_plane.ttl_of(settings))
     release = build_release(
         decision.model_name,
         decision.candidate_version,

@@ -164,15 +164,18 @@ def test_connections_beyond_the_limit_get_503_at_once(channel: Channel, rel: Rel
         idle = http.client.HTTPConnection(str(host), int(port), timeout=30)
         idle.request("GET", "/healthz")  # keep-alive: this connection keeps its thread
         assert idle.getresponse().read()
-        status, doc = request(server, "GET", "/healthz")
+        status, doc = request(server, "GET", "/v1/model")
         assert status == 503 and "too many connections" in doc["error"]
+        status, health = request(server, "GET", "/healthz")  # the readiness probe still gets through
+        assert status == 200 and health["http"]["probes_answered_busy"] == 1
         idle.close()
         deadline = time.monotonic() + 30
         while True:  # until the closed connection's thread has finished (each try holds the slot briefly)
-            status, health = request(server, "GET", "/healthz")
+            status, doc = request(server, "GET", "/v1/model")
             if status != 503 or time.monotonic() > deadline:
                 break
             time.sleep(0.01)
+        _, health = request(server, "GET", "/healthz")
         assert status == 200 and health["http"]["refused_busy"] >= 1
 
 
