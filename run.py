@@ -172,12 +172,33 @@ def run_train(config_path: Path, enable_cache: bool, deploy: bool = False) -> di
     for line in data_lines(data_summary):
         click.echo(line)
     result = run_training_pipeline(load(config_path), artifact_id, enable_cache=enable_cache)
-    summary = {"data": data_summary, "training": result.summary()}
+    summary: dict[str, Any] = {"data": data_summary, "training": result.summary()}
     if deploy:
         for line in train_lines(summary):
             click.echo(line)
-        summary["deployment"] = run_deploy(config_path, artifact_id, result.registration.model_version)
+        registration = result.registration
+        if result.reused and _in_production(registration.model_name, registration.model_version):
+            summary["deployment"] = None  # nothing changed: no gate, no new pointer
+            summary["unchanged"] = True
+        else:
+            summary["deployment"] = run_deploy(config_path, artifact_id, registration.model_version)
     return summary
+
+
+def _in_production(model: str, version: str) -> bool:
+    from steps.deployment import control_plane
+
+    production = control_plane.version_in_stage(model, control_plane.PRODUCTION)
+    return production is not None and str(production.name) == str(version)
+
+
+def unchanged_lines(summary: dict[str, Any]) -> list[str]:
+    t = summary["training"]
+    return [
+        f"Model {t['model']} version {t['model_version']} is UNCHANGED and stays in production: the data, "
+        "the settings and the code are those it was trained from, so no version was registered and "
+        "nothing was published (python run.py --no-cache trains anew)"
+    ]
 
 
 def run_deploy(config_path: Path, artifact_id: str, model_version: str) -> dict[str, Any]:
@@ -234,8 +255,12 @@ def train_lines(summary: dict[str, Any]) -> list[str]:
         f"  ONNX        mAP50 {t['onnx']['map50']:.4f}  parity {'ok' if t['parity_ok'] else 'FAILED'} {t['parity']}",
         f"  INT8        {'kept' if int8 and int8['kept'] else 'not kept'}"
         + (f", mAP50 {int8['map50']:.4f}" if int8 else ""),
-        f"  training    {t['train_seconds']:.0f} s at {t.get('imgsz')} px; cached steps: "
-        f"{', '.join(t['cached_steps']) or 'none'}",
+        f"  training    {t['train_seconds']:.0f} s at {t.get('imgsz')} px; "
+        + (
+            "REUSED: nothing changed since the run that trained it"
+            if t.get("reused")
+            else f"cached steps: {', '.join(t['cached_steps']) or 'none'}"
+        ),
         *(f"  tuning      {o}" for o in t.get("tuning_overrides", [])),
         "  see it:     mlflow ui --backend-store-uri " + mlflow_uri(),
     ]
@@ -302,7 +327,8 @@ def cli(ctx: click.Context, config_path: Path, stack_env: str | None, no_cache: 
     if ctx.invoked_subcommand is not None:
         return
     summary = run_train(config_path, enable_cache=not no_cache, deploy=True)
-    emit({"job": "main", **summary}, as_json, deploy_lines(summary["deployment"]))
+    lines = unchanged_lines(summary) if summary.get("unchanged") else deploy_lines(summary["deployment"])
+    emit({"job": "main", **summary}, as_json, lines)
 
 
 @cli.command()
@@ -651,12 +677,32 @@ def models(model: str | None, channel: str | None, config_path: Path, as_json: b
         if "channel" in info
         else "no signing key here: channel pointers not verified, not shown"
     )
-    lines = [f"Model {name}  ({where})"]
-    lines += [
-        f"  {v['version']:>4}  {v['stage']:<10}  test mAP50 {v['test_map50']}  staging checks {v['staging_checks_passed']}"
-        for v in info["versions"]
+    lines = [
+        f"Model {name}  ({where})",
+        "  version  stage       created           test mAP50  mAP50-95  staging  last change",
     ]
+    lines += [model_line(v) for v in info["versions"]]
     emit(info, as_json, lines)
+
+
+def _fixed(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
+
+
+def model_line(v: dict[str, Any]) -> str:
+    """One version as a row: rounded figures, words for flags, who changed its stage, when and why."""
+    checks = {True: "passed", False: "FAILED", None: "not run"}.get(v.get("staging_checks_passed"), "-")
+    change = v.get("last_change") or {}
+    last = (
+        f"{change.get('stage', '?')} {str(change.get('at', ''))[:16].replace('T', ' ')} by {change.get('by') or '?'}"
+        + (f": {change['why']}" if change.get("why") else "")
+        if change
+        else ""
+    )
+    return (
+        f"  {v['version']:>7}  {v['stage']:<10}  {v.get('created') or '-':<16}  {_fixed(v.get('test_map50')):>10}  "
+        f"{_fixed(v.get('test_map50_95')):>8}  {checks:<7}  {last}"
+    )
 
 
 @cli.command()
@@ -720,7 +766,15 @@ def monitor(
     log = summary["log"]
     follow_up = summary["follow_up"]
     lines = [
-        f"Monitoring {summary['model']}: {'DRIFT' if summary['drift'] else 'no drift'} "
+        f"Monitoring {summary['model']}: "
+        + (
+            "DRIFT"
+            if summary["drift"]
+            else "no drift"
+            if summary["enough_data"]
+            else "TOO LITTLE DATA for a verdict"
+        )
+        + " "
         f"({summary['current_images']} images, logs {summary['logs']})",
         *[f"  - {r}" for r in summary["reasons"]],
         f"  log lines   {log.get('lines', 0)} read, {log.get('malformed', 0)} malformed, {log.get('empty', 0)} empty",
@@ -761,6 +815,12 @@ def label_lines(s: dict[str, Any]) -> list[str]:
     ]
     if s["requeued_annotations"]:
         lines.append(f"  rejected    {s['requeued_annotations']} annotations sent back to the queue")
+    if not sum(images.values()):
+        lines.append(
+            f"  empty       the raw image store {s['raw_images']} holds no image yet: start each device with "
+            f"`python -m edge_runtime serve ... --feedback {s['raw_images']}` so that the images it is "
+            "unsure about are uploaded there (docs/edge_runtime.md), or copy images into it"
+        )
     if s["deployment"]:
         lines += train_lines({"training": s["training"]}) + deploy_lines(s["deployment"])
     elif s["retrain"]:
@@ -1062,6 +1122,7 @@ def dashboard(host: str, port: int, mlflow_port: int) -> None:
 
     from stacks import dashboard as dash
     from stacks.bootstrap import ensure_stack
+    from visionloop.config import cache_dir
 
     store = GlobalConfiguration().store_configuration
     if store.type == StoreType.REST:
@@ -1071,20 +1132,28 @@ def dashboard(host: str, port: int, mlflow_port: int) -> None:
     ensure_stack("local", activate=not _has_active_stack())
     dash.skip_onboarding()
     uri = dash.tracking_uri()
-    mlflow = dash.start_mlflow_ui(uri, host, mlflow_port) if uri and mlflow_port else None
+    logs = cache_dir() / "dashboard"
+    logs.mkdir(parents=True, exist_ok=True)
+    mlflow = (
+        dash.start_mlflow_ui(uri, host, mlflow_port, logs / "mlflow-ui.log") if uri and mlflow_port else None
+    )
     zen_url = f"http://{host}:{port}"
     mlflow_url = f"http://{host}:{mlflow_port}" if mlflow else None
-    click.echo(f"ZenML dashboard  {zen_url}")
-    click.echo(f"MLflow UI        {mlflow_url or '(none)'}  tracking store {uri}")
+    click.echo(f"Starting the dashboards (their logs: {logs}) ...")
 
     def announce() -> None:
         ok = dash.wait_for(f"{zen_url}/health", 120) and (not mlflow_url or dash.wait_for(mlflow_url, 120))
-        click.echo("Both answer; Ctrl-C stops them." if ok else "error: a server did not come up", err=not ok)
+        if not ok:
+            click.echo(f"error: a server did not come up; see {logs}", err=True)
+            return
+        click.echo(f"ZenML dashboard  {zen_url}")
+        click.echo(f"MLflow UI        {mlflow_url or '(none)'}  tracking store {uri}")
+        click.echo("Both answer; Ctrl-C stops them.")
 
     threading.Thread(target=announce, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a `kill` stops the MLflow UI too
     try:
-        dash.serve_zenml(host, port)
+        dash.serve_zenml(host, port, logs / "zenml-access.log")
     finally:
         dash.stop(mlflow)
 

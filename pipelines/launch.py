@@ -119,10 +119,14 @@ def run_data_pipeline(settings: DataSettings, enable_cache: bool = True) -> Data
 
 @dataclass
 class TrainRunResult:
+    """``reused``: nothing changed since the run that made this model version, so no
+    pipeline ran and no version was registered; ``run`` is that earlier run."""
+
     run: PipelineRunResponse
     registration: Any
     report: Any
     tuning: Any = None
+    reused: bool = False
 
     @property
     def cached_steps(self) -> list[str]:
@@ -157,6 +161,7 @@ class TrainRunResult:
             "train_seconds": round(r.train_seconds, 1),
             "imgsz": self.tuning.best_params.imgsz if self.tuning else None,
             "tuning_overrides": [o.describe() for o in self.tuning.overrides] if self.tuning else [],
+            "reused": self.reused,
             "cached_steps": self.cached_steps,
         }
 
@@ -204,6 +209,30 @@ def run_training_pipeline(
     trials = trial_params(base, **space, trials=tune.trials, epochs=tune.epochs, seed=tune.seed)
     written = sorted(name for name in TUNED if name in t.model_fields_set)
     e = config.export
+    parameters: dict[str, Any] = {
+        "dataset_artifact_id": dataset_artifact_id,
+        "trials": [p.model_dump() for p in trials],
+        "base_params": base.model_dump(),
+        "weights": t.weights,
+        "tune_subset": tune.subset,
+        "opset": e.opset,
+        "int8": e.int8,
+        "calibration_images": e.calibration_images,
+        "evaluation": {
+            "parity_max_map50_diff": e.parity_max_map50_diff,
+            "parity_min_match_share": e.parity_min_match_share,
+            "int8_max_map50_drop": e.int8_max_map50_drop,
+            "device": t.device,
+        },
+        "model_name": config.registered_model_name,
+        "code_commit": code_commit(),
+        "written": written,
+    }
+    key = training_key(parameters)
+    if enable_cache:
+        earlier = find_trained_version(config.registered_model_name, key)
+        if earlier is not None:
+            return earlier
     model = Model(
         name=config.registered_model_name,
         description=f"visionloop detector for {config.name}",
@@ -211,33 +240,51 @@ def run_training_pipeline(
     )
     options = run_options(training_pipeline)
     run = training_pipeline.with_options(enable_cache=enable_cache, model=model, **options)(
-        dataset_artifact_id=dataset_artifact_id,
-        trials=[p.model_dump() for p in trials],
-        base_params=base.model_dump(),
-        weights=t.weights,
-        tune_subset=tune.subset,
-        opset=e.opset,
-        int8=e.int8,
-        calibration_images=e.calibration_images,
-        evaluation={
-            "parity_max_map50_diff": e.parity_max_map50_diff,
-            "parity_min_match_share": e.parity_min_match_share,
-            "int8_max_map50_drop": e.int8_max_map50_drop,
-            "device": t.device,
-        },
-        model_name=config.registered_model_name,
-        code_commit=code_commit(),
-        written=written,
+        **parameters, training_key=key
     )
     if run is None:
         raise RuntimeError("the orchestrator returned no run; see the ZenML dashboard")
-    run = run.get_hydrated_version()
+    return training_result(run.get_hydrated_version())
+
+
+def training_result(run: PipelineRunResponse, reused: bool = False) -> TrainRunResult:
     return TrainRunResult(
         run=run,
         registration=output(run, "register_model", "model_registration"),
         report=output(run, "evaluate_model", constants.EVALUATION_REPORT),
         tuning=output(run, "select_params", constants.TUNING_RESULT),
+        reused=reused,
     )
+
+
+def training_key(parameters: dict[str, Any]) -> str:
+    """A hash of everything a training run is made from: the data set artifact, the
+    trials, the parameters, the weights, the export and evaluation settings and the code
+    commit. The same key means the same model."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_trained_version(model_name: str, key: str) -> TrainRunResult | None:
+    """The model version an earlier run trained from exactly these inputs, with that
+    run's outputs; None when there is none (or its run is gone)."""
+    from zenml.client import Client
+
+    client = Client()
+    try:
+        versions = client.list_model_versions(model_name_or_id=model_name, size=50, sort_by="desc:number")
+    except KeyError:
+        return None
+    for version in versions:
+        if version.run_metadata.get("training_key") != key:
+            continue
+        for run_id in version.pipeline_run_ids.values():
+            run = client.get_pipeline_run(run_id)
+            if run.pipeline is not None and run.pipeline.name == constants.TRAINING_PIPELINE:
+                return training_result(run, reused=True)
+    return None
 
 
 @dataclass

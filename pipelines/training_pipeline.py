@@ -35,6 +35,7 @@ def training_pipeline(
     model_name: str = "model",
     code_commit: str | None = None,
     written: list[str] | None = None,
+    training_key: str = "",
 ) -> None:
     """``dataset_artifact_id`` names an image data set artifact version (the output of
     the data pipeline);
@@ -62,4 +63,6 @@ def training_pipeline(
         code_commit=code_commit,
         **(evaluation or {}),
     )
-    register_model(report, dataset, weights_blob, onnx_model, int8_model=int8_model)
+    register_model(
+        report, dataset, weights_blob, onnx_model, int8_model=int8_model, training_key=training_key
+    )

@@ -11,6 +11,7 @@ secrets, their values read from the environment at registration.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,39 @@ REPO_ROOT = STACKS_DIR.parent
 __all__ = ["StackError", "ensure_stack", "stack_setting", "stack_channel", "describe_active_stack"]
 
 
+# ZenML log lines that mislead a visionloop user and that no ZenML setting turns off:
+# the login hint (``python run.py dashboard`` is the way here), the Pro advertisement on
+# every model version, and the autologging warning for frameworks visionloop never uses.
+QUIET_LOG_LINES = {
+    "zenml.pipelines.pipeline_definition": ("zenml login --local",),
+    "zenml.orchestrators.step_run_utils": ("ZenML Pro",),
+    "zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker": (
+        "Failed to disable MLflow autologging",
+    ),
+}
+
+
+class _DropLines(logging.Filter):
+    def __init__(self, needles: tuple[str, ...]) -> None:
+        super().__init__()
+        self.needles = needles
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(n in message for n in self.needles)
+
+
 def quiet_zenml_env() -> None:
-    """Analytics off, no prompts, no telemetry; call before importing zenml."""
+    """Analytics off, no prompts, no telemetry, none of ``QUIET_LOG_LINES``; call before
+    importing zenml."""
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    for name, needles in QUIET_LOG_LINES.items():
+        target = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in target.filters):
+            target.addFilter(_DropLines(needles))
 
 
 def stack_spec(env: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -72,15 +73,22 @@ def tracking_uri() -> str | None:
     return str(tracker.get_tracking_uri()) if tracker is not None else None
 
 
-def start_mlflow_ui(uri: str, host: str, port: int) -> subprocess.Popen[bytes]:
+def start_mlflow_ui(uri: str, host: str, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     """``mlflow ui`` on ``uri`` as a child process (its own process group, so Ctrl-C
-    here stops it through ``stop``)."""
+    here stops it through ``stop``); its output goes to ``log`` when given."""
     if uri.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(uri[len("sqlite:///") :]), exist_ok=True)
     argv = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     argv += ["--host", host, "--port", str(port), "--workers", "1"]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
-    return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    out = open(log, "ab") if log is not None else None  # noqa: SIM115 (the child keeps it)
+    try:
+        return subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    finally:
+        if out is not None:
+            out.close()
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -101,8 +109,18 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             continue
 
 
-def serve_zenml(host: str, port: int) -> None:
-    """Run ZenML's local server in this process until interrupted."""
+def serve_zenml(host: str, port: int, access_log: Path | None = None) -> None:
+    """Run ZenML's local server in this process until interrupted; its HTTP access log
+    (uvicorn's, a line per request: hundreds for one page) goes to ``access_log``."""
+    if access_log is not None:
+        import uvicorn.config
+
+        handlers = uvicorn.config.LOGGING_CONFIG["handlers"]
+        handlers["access"] = {
+            "class": "logging.FileHandler",
+            "filename": str(access_log),
+            "formatter": "access",
+        }
     from zenml.enums import ServerProviderType
     from zenml.zen_server.deploy.deployer import LocalServerDeployer
     from zenml.zen_server.deploy.deployment import LocalServerDeploymentConfig

@@ -315,8 +315,11 @@ def status(name: str, channel: ChannelPublisher | None = None) -> dict[str, Any]
                 "version": str(v.name),
                 "stage": str(getattr(v.stage, "value", v.stage) or "none"),
                 "test_map50": v.run_metadata.get("test_map50"),
+                "test_map50_95": v.run_metadata.get("test_map50_95"),
                 "dataset_version_id": v.run_metadata.get("dataset_version_id"),
                 "staging_checks_passed": v.run_metadata.get("staging_checks_passed"),
+                "created": v.created.strftime("%Y-%m-%d %H:%M") if v.created else None,
+                "last_change": (history(v) or [None])[-1],
             }
             for v in sorted(versions, key=lambda v: v.number)
         ],

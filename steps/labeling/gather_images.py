@@ -74,7 +74,15 @@ def gather_images(
         queue.labeled_before,
         len(items),
         len(queue.quarantined),
-        f"pre-labels by {version}" if version else "no production model: no pre-labels",
+        f"pre-labels by {version}"
+        if version
+        else (
+            f"production version {production.name}: nothing new to pre-label"
+            if production is not None and not todo
+            else "no production model: no pre-labels"
+            if production is None
+            else "no pre-labels: the production version has no ONNX artifact"
+        ),
     )
     for q in queue.quarantined[:20]:
         logger.warning("not sent to labeling: %s: %s", q.path, q.reason)

@@ -36,6 +36,7 @@ def register_model(
     weights: ModelBlob,
     onnx_model: ModelBlob,
     int8_model: ModelBlob | None = None,
+    training_key: str = "",
 ) -> Annotated[ModelRegistration, "model_registration"]:
     """The ZenML model version of this run gets the metrics, the data set version id,
     the code commit and the sha256 of every model file as metadata, and the data set
@@ -49,6 +50,7 @@ def register_model(
     if dataset_input:
         link_artifact_to_model(artifact_version=dataset_input[0], model=model)
     metadata: dict[str, Any] = {
+        "training_key": training_key,  # what a re-run with nothing changed finds (launch.py)
         "dataset_version_id": dataset.version_id,
         "code_commit": report.code_commit or "unknown",
         "test_map50": report.test.map50,

@@ -138,3 +138,37 @@ def test_the_model_is_gated_published_and_served(onboarded: dict[str, Any]) -> N
         assert isinstance(answer["detections"], list)
     finally:
         runtime.stop()
+
+
+def test_a_rerun_with_nothing_changed_leaves_the_registry_and_the_channel_as_they_were(
+    onboarded: dict[str, Any],
+) -> None:
+    import os
+
+    import mlflow
+
+    deployment = onboarded["main"]["deployment"]
+    channel = Path(deployment["channel"])
+
+    def channel_files() -> dict[str, str]:
+        return {
+            str(p.relative_to(channel)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(channel.rglob("*"))
+            if p.is_file()
+        }
+
+    def registry() -> tuple[list[tuple[int, str]], int]:
+        versions = Client().list_model_versions(model_name_or_id=deployment["model"])
+        tracker = Client().active_stack.experiment_tracker
+        assert tracker is not None
+        mlflow_client = mlflow.MlflowClient(tracking_uri=tracker.get_tracking_uri())
+        mirrored = mlflow_client.search_model_versions(f"name='{deployment['model']}'")
+        return [(v.number, str(getattr(v.stage, "value", v.stage))) for v in versions], len(mirrored)
+
+    before = channel_files(), registry()
+    env = {**os.environ, "VISIONLOOP_SIGNING_KEY": SIGNING_SEED}
+    again, out = cli("--config", str(onboarded["config"]), env=env)
+    assert again.get("unchanged") and again["deployment"] is None
+    assert again["training"]["reused"] and again["training"]["model_version"] == deployment["model_version"]
+    assert "UNCHANGED" in out
+    assert (channel_files(), registry()) == before

@@ -176,8 +176,18 @@ def test_the_written_imgsz_reaches_the_trials_and_the_full_training(trained):
 
 
 def test_rerun_with_nothing_changed_does_not_retrain(trained):
+    """Nothing changed: the version the first run registered is reused; no new ZenML or
+    MLflow model version, no new training run."""
+    import mlflow
+
     first, second, _ = trained
     assert second["data"]["dataset_version_id"] == first["data"]["dataset_version_id"]
-    cached = set(second["training"]["cached_steps"])
-    assert {"tune_trial_0", "tune_trial_1", "train_model", "export_onnx", "evaluate_model"} <= cached
-    assert second["training"]["test"] == first["training"]["test"]
+    assert second["training"]["reused"] and not first["training"]["reused"]
+    for key in ("model_version", "mlflow_run_id", "mlflow_model_version", "run", "test"):
+        assert second["training"][key] == first["training"][key]
+    assert [v.number for v in Client().list_model_versions(model_name_or_id=MODEL_NAME)] == [
+        int(first["training"]["model_version"])
+    ]
+    tracker = Client().active_stack.experiment_tracker
+    client = mlflow.MlflowClient(tracking_uri=tracker.get_tracking_uri())
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == 1

@@ -190,3 +190,8 @@ def test_dashboard_shows_the_run_and_an_artifact_visualization(
     browser.get(dashboard["mlflow"])
     wait.until(lambda d: "Experiments" in d.find_element(By.TAG_NAME, "body").text)  # rendered, not loading
     screenshot(browser, "mlflow")
+    # the console stays readable: the URLs last, the servers' access logs in their files
+    console = Path(dashboard["log"]).read_text()
+    assert '"GET /' not in console and "HTTP/1.1" not in console, console[-2000:]
+    tail = console.strip().splitlines()[-3:]
+    assert tail[0].startswith("ZenML dashboard") and tail[1].startswith("MLflow UI") and "Both answer" in tail[2]

@@ -161,6 +161,9 @@ def test_score_images_quarantines_undecodable_and_sorts() -> None:
     task = task_payload(items[1], "/data/local-files/?d=x/a.jpg")
     region = task["predictions"][0]["result"][0]
     assert task["data"]["sha256"] == "a.jpg" and task["predictions"][0]["model_version"] == "m:1"
+    # the score Label Studio shows as a percentage is the weakest pre-label's confidence
+    assert task["predictions"][0]["score"] == 0.95
+    assert task_payload(items[0], "/data/local-files/?d=x/b.jpg")["predictions"][0]["score"] == 0.0
     assert region["value"]["x"] == pytest.approx(100 * 1 / 40) and region["value"]["width"] == pytest.approx(
         25.0
     )
@@ -212,3 +215,28 @@ def test_merge_keeps_base_splits_and_adds_only_new_labels() -> None:
     assert summary.version == manifest_version_id(merged) != base_id
     unchanged, nothing = merge_labels(base, base_id, [record("n99", labeled=False)], SplitConfig(), "raw")
     assert nothing.added == 0 and nothing.version == base_id
+
+
+def test_the_raw_store_is_listed_as_the_data_pipeline_ingests_it(tmp_path) -> None:
+    """Images with an unknown extension but an image signature (the bundled ``*.jpg_0``)
+    are queued like the data pipeline takes them; other files and the exports are not."""
+    from tests.conftest import METAL_TAGS
+    from visionloop.data.ingest import ingest
+    from visionloop.data.sources import LocalSource
+    from visionloop.labeling.queue import list_raw_images
+
+    odd = sorted(METAL_TAGS.rglob("*.jpg_*"))[:3]
+    assert odd, "the bundled set has JPEGs named *.jpg_N"
+    for f in odd:
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    for i in range(3):
+        Image.new("RGB", (40, 40), (i * 50, 9, 9)).save(tmp_path / f"field{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "export.jpg").write_bytes(odd[0].read_bytes())
+    images, duplicates = list_raw_images(LocalSource(tmp_path))
+    names = sorted(i.path for i in images)
+    assert names == sorted([f.name for f in odd] + [f"field{i}.png" for i in range(3)])
+    assert duplicates == []
+    ingested = ingest(LocalSource(tmp_path), "none")
+    assert sorted(c.path for c in ingested.candidates if not c.path.startswith("labels/")) == names

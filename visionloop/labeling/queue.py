@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from edge_runtime.detector import Detection
-from visionloop.data.importers.common import IMAGE_EXTENSIONS
+from visionloop.data.ingest import split_listing
 from visionloop.data.sources import DataSource
 from visionloop.labeling.label_config import BOXES, IMAGE
 from visionloop.labeling.types import PreLabel, Quarantined, QueueItem, RawImage
@@ -32,17 +32,18 @@ def uncertainty(scores: list[float]) -> float:
 
 
 def list_raw_images(source: DataSource) -> tuple[list[RawImage], list[Quarantined]]:
-    """Every image file of the raw store (by extension), hashed, with the edge's
-    metadata when it sent one. A second file with the same bytes is one image: it is
-    reported (quarantined as a duplicate) rather than queued twice."""
+    """Every image file of the raw store, found as the data pipeline's ingestion finds
+    them (an image extension, or an unknown one with an image signature: the bundled
+    ``*.jpg_0`` files), hashed, with the edge's metadata when it sent one. A second file
+    with the same bytes is one image: it is reported (quarantined as a duplicate) rather
+    than queued twice."""
     images: list[RawImage] = []
     duplicates: list[Quarantined] = []
     seen: dict[str, str] = {}
     files = sorted(source.list_files(), key=lambda f: f.path)
     paths = {f.path for f in files}
-    for f in files:
-        if f.path.startswith(LABELS_PREFIX) or posixpath.splitext(f.path)[1].lower() not in IMAGE_EXTENSIONS:
-            continue
+    candidates, _ = split_listing(source, [f for f in files if not f.path.startswith(LABELS_PREFIX)])
+    for f in candidates:
         data = source.read_bytes(f.path)
         sha = hashlib.sha256(data).hexdigest()
         if sha in seen:
@@ -165,7 +166,9 @@ def prediction_region(p: PreLabel, width: int, height: int, index: int) -> dict[
 
 def task_payload(item: QueueItem, url: str) -> dict[str, Any]:
     """A Label Studio task for ``item``: the image, its hash (how a re-run recognises
-    it), its uncertainty (sortable in the Data Manager) and the model's pre-labels."""
+    it), its uncertainty (sortable in the Data Manager) and the model's pre-labels. The
+    prediction's score, which Label Studio shows as a percentage, is the confidence of
+    the least certain pre-label (0 without one): a figure a person reads as confidence."""
     meta = item.image.meta
     data: dict[str, Any] = {
         IMAGE: url,
@@ -181,7 +184,7 @@ def task_payload(item: QueueItem, url: str) -> dict[str, Any]:
         task["predictions"] = [
             {
                 "model_version": item.model_version,
-                "score": round(1.0 - item.uncertainty, 4),
+                "score": round(min((p.score for p in item.prelabels), default=0.0), 4),
                 "result": [
                     prediction_region(p, item.width, item.height, i) for i, p in enumerate(item.prelabels)
                 ],

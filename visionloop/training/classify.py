@@ -113,6 +113,8 @@ def train(
     start = time.perf_counter()
 
     def log_epoch(trainer: Any) -> None:
+        if trainer.epoch >= trainer.epochs:  # ultralytics calls it once more for the best weights' figures
+            return
         m = trainer.metrics or {}
         logger.info(
             "%s epoch %d/%d: val top-1 %.3f (%.0f s)",

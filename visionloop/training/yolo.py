@@ -65,6 +65,8 @@ def train(
     start = time.perf_counter()
 
     def log_epoch(trainer: Any) -> None:
+        if trainer.epoch >= trainer.epochs:  # ultralytics calls it once more for the best weights' figures
+            return
         m = trainer.metrics or {}
         logger.info(
             "%s epoch %d/%d: val mAP50 %.3f mAP50-95 %.3f (%.0f s)",
