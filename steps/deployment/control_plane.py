@@ -319,7 +319,7 @@ def status(name: str, channel: ChannelPublisher | None = None) -> dict[str, Any]
                 "dataset_version_id": v.run_metadata.get("dataset_version_id"),
                 "staging_checks_passed": v.run_metadata.get("staging_checks_passed"),
                 "created": v.created.strftime("%Y-%m-%d %H:%M") if v.created else None,
-                "last_change": (history(v) or [None])[-1],
+                "last_change": history(v)[-1] if history(v) else None,
             }
             for v in sorted(versions, key=lambda v: v.number)
         ],
