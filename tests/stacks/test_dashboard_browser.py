@@ -194,4 +194,6 @@ def test_dashboard_shows_the_run_and_an_artifact_visualization(
     console = Path(dashboard["log"]).read_text()
     assert '"GET /' not in console and "HTTP/1.1" not in console, console[-2000:]
     tail = console.strip().splitlines()[-3:]
-    assert tail[0].startswith("ZenML dashboard") and tail[1].startswith("MLflow UI") and "Both answer" in tail[2]
+    assert (
+        tail[0].startswith("ZenML dashboard") and tail[1].startswith("MLflow UI") and "Both answer" in tail[2]
+    )
