@@ -266,7 +266,7 @@ class StageAgent:
 
     def channel_state(self) -> str:
         state = self.status.channel
-        if state in ("ok", "unreachable", "stale") and self.expired():
+        if state in ("starting", "ok", "unreachable", "stale") and self.expired():
             return "stale"
         return state
 

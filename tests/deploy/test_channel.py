@@ -36,7 +36,7 @@ def test_publish_point_and_fetch(channel: ChannelPublisher, rel, tmp_path: Path)
     published = channel.publish(rel)
     assert not published.reused
     pointer = channel.set_pointer(MODEL, "production", "1", reason="test")
-    assert pointer.version == "1" and pointer.sequence == 1
+    assert pointer.version == "1" and pointer.sequence >= 1
     device = ChannelClient(LocalStore(channel.store.uri), key(1).public_raw)
     got = device.fetch_stage(MODEL, "production", tmp_path / "device")
     assert got is not None and got.version == "1"
@@ -75,8 +75,9 @@ def test_pointer_is_refused_for_an_incomplete_version(channel: ChannelPublisher,
     assert channel.pointer(MODEL, "production").version == "1"  # type: ignore[union-attr]
     # publishing again repairs the interrupted version
     assert not channel.publish(rel2).reused
+    first = channel.pointer(MODEL, "production").sequence  # type: ignore[union-attr]
     pointer = channel.set_pointer(MODEL, "production", "2")
-    assert pointer.raw["previous_version"] == "1" and pointer.sequence == 2
+    assert pointer.raw["previous_version"] == "1" and pointer.sequence > first
 
 
 def release_copy(rel, version: str):  # type: ignore[no-untyped-def]

@@ -7,7 +7,10 @@ verification; only then is the stage pointer replaced, in one atomic object writ
 A version folder is immutable once complete: publishing the same files again is a
 no-op, publishing other files under the same version is refused.
 
-A pointer carries a sequence one above the one it replaces and an expiry
+A pointer carries a sequence above both the one it replaces and the current Unix time
+in milliseconds (so a stored pointer replayed by someone with write access to the store
+cannot pull the next sequence below what devices already accepted; publishers' clocks
+must be kept in sync, NTP, for that part), and an expiry
 ``ttl_hours`` ahead (pointer format 2, ``edge_runtime/channel.py``). It is written with
 a conditional put (S3 ``If-Match``/``If-None-Match``, an ``flock`` on a folder): when
 two publishers race, one wins, the other reads the winner's pointer and writes the
@@ -194,7 +197,7 @@ class ChannelPublisher:
                 "manifest_sha256": digest,
                 "updated_at": now.isoformat(timespec="seconds"),
                 "expires_at": (now + timedelta(hours=self.ttl_hours)).isoformat(timespec="seconds"),
-                "sequence": raw_sequence(raw) + 1,
+                "sequence": max(raw_sequence(raw) + 1, int(now.timestamp() * 1000)),
                 "previous_version": previous.version if previous else None,
                 "reason": reason,
                 "signing_key_id": self.key.key_id,
