@@ -1228,5 +1228,9 @@ def trigger_server(
         server.server_close()
 
 
+from steps.deployment.cli import channel as channel_commands  # noqa: E402 - after the other commands
+
+cli.add_command(channel_commands)
+
 if __name__ == "__main__":
     cli()
