@@ -328,7 +328,31 @@ def cli(ctx: click.Context, config_path: Path, stack_env: str | None, no_cache: 
         return
     summary = run_train(config_path, enable_cache=not no_cache, deploy=True)
     lines = unchanged_lines(summary) if summary.get("unchanged") else deploy_lines(summary["deployment"])
+    summary["edge_command"] = edge_command(load(config_path))
+    if summary["edge_command"]:
+        lines += [
+            "",
+            "Serve it on a device (uncertain images go back to the raw image store):",
+            "  " + summary["edge_command"],
+        ]
     emit({"job": "main", **summary}, as_json, lines)
+
+
+def edge_command(config: Any) -> str | None:
+    """The command that serves the production model of ``config`` from its channel and
+    sends feedback to its raw image store (None when nothing is in production)."""
+    from pipelines.launch import raw_image_store, resolve_channel
+    from steps.deployment import control_plane
+
+    name = config.registered_model_name
+    production = control_plane.version_in_stage(name, control_plane.PRODUCTION)
+    if production is None:
+        return None
+    key = production.run_metadata.get("public_key_uri") or "<the channel's public key>"
+    return (
+        f"python -m edge_runtime serve --channel {resolve_channel(config)} --model {name} "
+        f"--public-key {key} --feedback {raw_image_store(config)} --state-dir edge-state"
+    )
 
 
 @cli.command()

@@ -117,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bundles: below this child probability answer with the parent's group (default: the manifest's)",
     )
+    common.add_argument(
+        "--empty-sample-rate",
+        type=share,
+        default=0.05,
+        help="share of images with no detection sent back with --feedback, chosen by image hash "
+        "(uncertain scores always are); 0 sends none, 1 all",
+    )
+    common.add_argument(
+        "--recent", type=int, default=24, help="predictions kept for the device's page GET / (0: none)"
+    )
     common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     serve = sub.add_parser("serve", parents=[common], help="HTTP inference server")
@@ -136,7 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--processed", type=Path, default=None, help="where done images go (default input/processed)"
     )
     watch.add_argument("--watch-poll", type=positive(float), default=1.0, help="seconds between folder scans")
+    watch.add_argument(
+        "--draw", action="store_true", help="also write <stem>.drawn.jpg: the image with its boxes drawn"
+    )
     return parser
+
+
+def share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
 
 
 def read_key(path: Path) -> bytes:
@@ -174,6 +194,8 @@ def make_runtime(args: argparse.Namespace) -> EdgeRuntime:
         child_min_conf=args.child_min_conf,
         max_image_bytes=int(args.max_image_mb * 2**20),
         image_memory_bytes=int(args.image_memory_mb * 2**20),
+        empty_sample_rate=args.empty_sample_rate,
+        recent=max(0, args.recent),
     )
     if feedback is None:
         log.warning("no --feedback store: uncertain images stay in the spool %s", args.state_dir / "spool")
@@ -212,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     runtime.start()
     if runtime.current is None:
+        others = runtime.channel_models()
+        if others and args.model not in others:
+            runtime.stop()
+            raise SystemExit(
+                f"the channel {args.channel} holds no model {args.model!r}; it holds: {', '.join(others)} "
+                "(python run.py models lists a model's versions)"
+            )
         log.warning("no good model on disk yet: waiting for the channel %s", args.channel)
     if args.command == "serve":
         token = token_of(args)
@@ -226,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         server.shutdown()
         server.server_close()
     else:
-        watcher = FolderWatcher(runtime, args.input, args.output, args.processed, args.watch_poll)
+        watcher = FolderWatcher(
+            runtime, args.input, args.output, args.processed, args.watch_poll, draw=args.draw
+        )
         thread = threading.Thread(target=watcher.run, name="watch", daemon=True)
         thread.start()
         stop.wait()

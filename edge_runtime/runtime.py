@@ -13,6 +13,7 @@ State folder layout (``--state-dir``)::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from edge_runtime.channel import ChannelClient
 from edge_runtime.detector import Detection, ImageTooLarge
 from edge_runtime.imagestats import thumbnail
 from edge_runtime.model import LoadedModel, Thresholds
+from edge_runtime.page import Recent, RecentPrediction
 from edge_runtime.predlog import PredictionLog
 from edge_runtime.serving import Served, label_answer
 from edge_runtime.shadow import Shadow
@@ -72,6 +74,15 @@ class RuntimeConfig:
     child_min_conf: float | None = None  # bundles: overrides the manifest's fallback threshold
     max_image_bytes: int = decode.DEFAULT_MAX_IMAGE_BYTES  # one image's decoding working set
     image_memory_bytes: int = decode.DEFAULT_MEMORY_BUDGET  # all images in flight together
+    empty_sample_rate: float = 0.05  # share of images with no detection sent back (by image hash)
+    recent: int = 24  # predictions kept, drawn on thumbnails, for the device's page (GET /)
+
+
+def sampled(sha256: str, rate: float) -> bool:
+    """Whether the image of ``sha256`` is in the ``rate`` share of images sampled: decided
+    by its hash, so the same image always gets the same answer and a share ``rate`` of
+    distinct images is taken."""
+    return rate > 0 and int(sha256[:12], 16) / float(16**12) < rate
 
 
 def inflight_limit(config: RuntimeConfig) -> int:
@@ -98,11 +109,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+NO_DETECTION = "no detection above conf"
+
+
 def feedback_reason(detections: list[Detection], thresholds: Thresholds) -> str | None:
-    """Why an image goes back for labelling: nothing above ``conf``, or a detection
-    scoring inside the uncertainty band ``[uncertain_low, uncertain_high)``; else None."""
+    """Why an image may go back for labelling: nothing above ``conf`` (``NO_DETECTION``:
+    a defect-free part, or a missed defect; only a sample of these is sent), or a
+    detection scoring inside the uncertainty band ``[uncertain_low, uncertain_high)``;
+    else None."""
     if not any(d.score > thresholds.conf for d in detections):
-        return "no detection above conf"
+        return NO_DETECTION
     for d in detections:
         if thresholds.uncertain_low <= d.score < thresholds.uncertain_high:
             return f"uncertain score {d.score:.3f}"
@@ -112,6 +128,7 @@ def feedback_reason(detections: list[Detection], thresholds: Thresholds) -> str 
 class EdgeRuntime:
     def __init__(self, config: RuntimeConfig, client: ChannelClient, feedback_store: Store | None) -> None:
         self.config = config
+        self.client = client
         self.state_dir = Path(config.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -151,6 +168,10 @@ class EdgeRuntime:
         self.started_at = time.time()
         self.predictions = 0
         self.errors = 0
+        self.empty_sampled = 0  # no detection, in the sample: sent back
+        self.empty_skipped = 0  # no detection, not in the sample: not sent back
+        self.uncertain = 0  # a score in the uncertainty band: sent back
+        self.recent = Recent(config.recent)
 
     def _staging_detector(self) -> LoadedModel | None:
         """Shadow mode compares detections: the staging slot's model when it is a detector."""
@@ -201,9 +222,8 @@ class EdgeRuntime:
                 detections = image.to_sent(loaded.predict(image.image))
                 latency_ms = (time.perf_counter() - started) * 1000
                 thumb = thumbnail(image.image)
-        with self._count_lock:
-            self.predictions += 1
-        reason = feedback_reason(detections, loaded.thresholds)
+        sha = hashlib.sha256(data).hexdigest()
+        reason = self._feedback(feedback_reason(detections, loaded.thresholds), sha)
         spooled = None
         if reason is not None:
             spooled = self.spool.add(
@@ -234,9 +254,22 @@ class EdgeRuntime:
                 "variant": loaded.variant,
                 "feedback": reason,
                 "source": source,
+                "sha256": sha,
                 "device_id": self.config.device_id,
             },
             size=image.size,
+        )
+        self.recent.add(
+            RecentPrediction(
+                time=time.strftime("%Y-%m-%d %H:%M:%S"),
+                source=source,
+                sha256=sha,
+                size=image.size,
+                thumb=thumb,
+                detections=[d.to_dict() for d in detections],
+                feedback=reason,
+                latency_ms=latency_ms,
+            )
         )
         if self.shadow is not None:
             self.shadow.submit(None, data, loaded.version_id, detections)
@@ -249,6 +282,22 @@ class EdgeRuntime:
             "detections": [d.to_dict() for d in detections],
             "feedback": {"reason": reason, "spool": spooled} if reason else None,
         }
+
+    def _feedback(self, reason: str | None, sha256: str) -> str | None:
+        """The reason an image is sent back, after sampling the images with no detection
+        (``empty_sample_rate``: on a line of mostly good parts, sending all of them would
+        flood the labeling queue); counted either way."""
+        with self._count_lock:
+            self.predictions += 1
+            if reason == NO_DETECTION:
+                if not sampled(sha256, self.config.empty_sample_rate):
+                    self.empty_skipped += 1
+                    return None
+                self.empty_sampled += 1
+                return f"{NO_DETECTION} (sampled at {self.config.empty_sample_rate:g})"
+            if reason is not None:
+                self.uncertain += 1
+            return reason
 
     @contextlib.contextmanager
     def decoded(self, data: bytes) -> Iterator[decode.Decoded]:
@@ -312,6 +361,16 @@ class EdgeRuntime:
         with self._count_lock:
             self.errors += 1
 
+    def channel_models(self) -> list[str]:
+        """The model names the channel holds (``models/<name>/...``), for telling a
+        mistyped ``--model`` from a channel nothing was published to yet; empty when the
+        channel cannot be listed."""
+        try:
+            keys = self.client.store.list("models/")
+        except Exception:  # the channel is down or refuses listing: nothing to tell
+            return []
+        return sorted({k.split("/")[1] for k in keys if k.count("/") >= 2})
+
     def health(self) -> dict[str, Any]:
         loaded = self.agent.current
         doc: dict[str, Any] = {
@@ -324,6 +383,12 @@ class EdgeRuntime:
             "uptime_s": round(time.time() - self.started_at, 1),
             "predictions": self.predictions,
             "errors": self.errors,
+            "feedback": {
+                "uncertain": self.uncertain,
+                "empty_sampled": self.empty_sampled,
+                "empty_skipped": self.empty_skipped,
+                "empty_sample_rate": self.config.empty_sample_rate,
+            },
             "max_inflight": self.inflight,
             "image_memory": {
                 "budget_bytes": self.memory.total,

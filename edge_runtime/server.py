@@ -12,9 +12,15 @@ Endpoints (JSON answers)::
     GET  /v1/model     the served version's manifest summary (classes, thresholds, ...)
     GET  /healthz      200 when a model is served, else 503; the agent's status,
                        last error, rejected versions, spool counters
+    GET  /             the device's page (HTML): model, health, counters, the last
+                       predictions drawn on thumbnails, a form to try an image
 
-With a token (``--token`` or ``$EDGE_RUNTIME_TOKEN``) every ``/v1/`` request needs
-``Authorization: Bearer <token>``; ``/healthz`` stays open for liveness probes. The
+``POST /v1/predict`` takes the image's name from an ``X-Image-Name`` header or a
+``?name=`` query (kept in the prediction log and on the page; default ``http``).
+
+With a token (``--token`` or ``$EDGE_RUNTIME_TOKEN``) every ``/v1/`` request and the page
+need ``Authorization: Bearer <token>`` (the page also takes ``/?token=<token>``, so a
+browser can open it); ``/healthz`` stays open for liveness probes. The
 server binds 127.0.0.1 unless told otherwise. At most ``max_connections`` connections
 are served at once (a thread each; an idle keep-alive connection is closed after 30 s);
 more get a 503 straight away, except ``GET /healthz``: a connection beyond the limit is
@@ -36,9 +42,11 @@ import logging
 import re
 import socket
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from edge_runtime import page
 from edge_runtime.runtime import BadImageError, EdgeRuntime, ImageTooLargeError, NoModelError
 
 log = logging.getLogger(__name__)
@@ -84,21 +92,54 @@ class EdgeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _authorized(self) -> bool:
+    def _authorized(self, query_token: str | None = None) -> bool:
         token = self.server.token
         if not token:
             return True
         given = self.headers.get("Authorization", "")
         if given.startswith("Bearer ") and hmac.compare_digest(given[7:].strip().encode(), token.encode()):
             return True
+        if query_token is not None and hmac.compare_digest(query_token.encode(), token.encode()):
+            return True
         self._send(401, {"error": "missing or wrong bearer token (Authorization: Bearer <token>)"})
         return False
+
+    def _query(self) -> dict[str, str]:
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        return {k: v[-1] for k, v in urllib.parse.parse_qs(query, max_num_fields=8).items()}
+
+    def _page(self) -> None:
+        token = self._query().get("token")
+        if not self._authorized(token):
+            return
+        runtime = self.server.runtime
+        loaded = runtime.current
+        body = page.render(
+            health_doc(self.server)[1],
+            loaded.describe() if loaded is not None else None,
+            runtime.recent.items(),
+            token or "",
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _image_name(self) -> str:
+        """The name a client gave the image (header or query), printable and short."""
+        name = self.headers.get("X-Image-Name") or self._query().get("name") or "http"
+        name = "".join(c for c in name if c.isprintable())[:200]
+        return name or "http"
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         runtime = self.server.runtime
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._send(*health_doc(self.server))
+        elif path in ("/", "/index.html"):
+            self._page()
         elif path == "/v1/model":
             if not self._authorized():
                 return
@@ -146,7 +187,7 @@ class EdgeHandler(BaseHTTPRequestHandler):
         data = self.rfile.read(length)
         runtime = self.server.runtime
         try:
-            result = runtime.predict(data)
+            result = runtime.predict(data, source=self._image_name())
         except ImageTooLargeError as exc:
             self._send(413, {"error": str(exc)})
         except BadImageError as exc:

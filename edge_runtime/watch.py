@@ -5,7 +5,9 @@ Every ``poll_s`` the watcher lists ``input_dir`` (not its sub-folders) for image
 modification time have not changed between two scans (the camera has finished
 writing it). For each file it writes ``<output_dir>/<stem>.json`` (the same JSON as
 ``POST /v1/predict``, plus ``file``), atomically, then moves the image to
-``<input_dir>/processed/`` (or ``--processed``). A file that is not a decodable image
+``<input_dir>/processed/`` (or ``--processed``). With ``draw`` it also writes
+``<output_dir>/<stem>.drawn.jpg``, the image with the boxes drawn, for a person to look
+at. A file that is not a decodable image
 goes to ``<input_dir>/failed/`` with a ``<stem>.error.json`` beside the results. While
 no model is loaded yet, files wait in the input folder. A name already present in the
 processed folder gets a numeric suffix: nothing is overwritten.
@@ -13,12 +15,17 @@ processed folder gets a numeric suffix: nothing is overwritten.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
+from PIL import Image, ImageOps
+
+from edge_runtime.page import draw_boxes, jpeg
 from edge_runtime.runtime import BadImageError, EdgeRuntime, NoModelError
 from edge_runtime.storage import atomic_write
 
@@ -45,8 +52,10 @@ class FolderWatcher:
         output_dir: Path | None = None,
         processed_dir: Path | None = None,
         poll_s: float = 1.0,
+        draw: bool = False,
     ) -> None:
         self.runtime = runtime
+        self.draw = draw
         self.input_dir = Path(input_dir)
         if not self.input_dir.is_dir():
             raise FileNotFoundError(f"watch folder {self.input_dir} does not exist")
@@ -97,11 +106,26 @@ class FolderWatcher:
             else:
                 out = self.output_dir / f"{path.stem}.json"
                 atomic_write(out, json.dumps({**result, "file": path.name}, indent=2).encode())
+                if self.draw:
+                    self._draw(path, data, result)
                 os.replace(path, free_name(self.processed_dir, path.name))
                 self.processed += 1
             self._seen.pop(path.name, None)
             handled += 1
         return handled
+
+    def _draw(self, path: Path, data: bytes, result: dict[str, Any]) -> None:
+        """The image with its boxes drawn, beside the results (a copy: the image itself
+        moves to the processed folder untouched). Only results with boxes are drawn."""
+        if "detections" not in result:
+            return
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                image = ImageOps.exif_transpose(img) or img
+                drawn = draw_boxes(image, result["detections"])
+            atomic_write(self.output_dir / f"{path.stem}.drawn.jpg", jpeg(drawn, quality=90))
+        except Exception as exc:  # the results stand; the picture is an extra
+            log.warning("watch: could not draw %s: %s", path.name, exc)
 
     def _fail(self, path: Path, error: str) -> None:
         self.failed += 1

@@ -34,7 +34,13 @@ def runtime_on(
     """A runtime driven by the test (``start(background=False)``; checks by hand)."""
     store = LocalStore(store) if isinstance(store, Path) else store
     ring = keyring or Keyring([key(1).public_raw], path=state / "trust.json")
-    cfg = RuntimeConfig(model=MODEL, state_dir=state, device_id="test-device", threads=1, **config)
+    cfg = RuntimeConfig(
+        model=MODEL,
+        state_dir=state,
+        device_id="test-device",
+        threads=1,
+        **{"empty_sample_rate": 1.0, **config},
+    )
     return EdgeRuntime(cfg, ChannelClient(store, ring, timeout_s), None)
 
 

@@ -76,7 +76,13 @@ def make_runtime(
 ) -> EdgeRuntime:
     """A runtime on ``channel``, driven by the test (``start(background=False)``, then
     ``agent.check_once()`` and ``uploader.drain()`` when the test wants them)."""
-    cfg = RuntimeConfig(model=MODEL, state_dir=state_dir, device_id="test-device", threads=1, **config)
+    cfg = RuntimeConfig(
+        model=MODEL,
+        state_dir=state_dir,
+        device_id="test-device",
+        threads=1,
+        **{"empty_sample_rate": 1.0, **config},
+    )
     client = ChannelClient(LocalStore(channel.root), key(1).public_raw)
     return EdgeRuntime(cfg, client, feedback)
 

@@ -89,7 +89,10 @@ class Loop:
         self.truth = truth(self.field)
         public = parse_private_key(SIGNING_SEED, "test").public_raw
         self.edge = EdgeRuntime(
-            RuntimeConfig(model=MODEL, state_dir=tmp / "edge", poll_s=3600, device_id="line-3"),
+            # a first, rough model: every image it finds nothing on goes back too
+            RuntimeConfig(
+                model=MODEL, state_dir=tmp / "edge", poll_s=3600, device_id="line-3", empty_sample_rate=1.0
+            ),
             ChannelClient(LocalStore(tmp / "channel"), public),
             feedback_store=LocalStore(tmp / "raw"),
         )
