@@ -3,10 +3,9 @@
 The pixel cap (``detector.MAX_PIXELS``) bounds what an image may be; it does not bound
 what decoding it costs, which is what a few clients sending hostile images could use to
 take a device's memory (a 131 KB PNG of 6300x6300 decodes to 119 MB, then is copied to
-RGB and to an array). Here every image is costed from its header before it is decoded:
-
-    working set = decoded bytes (by mode) + an RGB copy (unless already RGB) + the uint8
-                  array the letterbox reads
+RGB and to an array). Here every image is costed from its header before it is decoded
+(``working_set``: the decoded bytes by mode, an RGB copy unless already RGB, the 8-bit
+copy of a 16-bit image, a fixed allowance):
 
 * A JPEG over ``max_image_bytes`` is decoded smaller with Pillow's ``draft`` (the
   decoder's 1/2, 1/4, 1/8 scaling: no full-size buffer exists at all); the answer's
@@ -44,11 +43,15 @@ class ImageOverBudget(ImageTooLarge):
 
 
 def working_set(mode: str, width: int, height: int) -> int:
-    """Bytes decoding and preparing one image of this mode and size holds at its peak."""
+    """Bytes decoding and preparing one image of this mode and size holds at its peak:
+    the decoded image, its RGB conversion (unless already RGB; the letterbox then reads
+    only the rows it needs, ``preprocess.letterbox``), the 8-bit copy of a 16-bit image,
+    and a fixed allowance for the decoder's and the resize's buffers."""
     pixels = width * height
     decoded = pixels * BYTES_PER_PIXEL.get(mode, 4)
     rgb_copy = 0 if mode == "RGB" else pixels * 3
-    return decoded + rgb_copy + pixels * 3
+    eight_bit = pixels if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N") else 0
+    return decoded + rgb_copy + eight_bit + 8 * 2**20
 
 
 class MemoryBudget:

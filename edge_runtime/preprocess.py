@@ -14,6 +14,7 @@ antialiases when it shrinks and would change the model's scores by a few percent
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,13 +73,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in SIXTEEN_BIT_MODES or image.mode == "I":
-        values = np.asarray(image)
+        shift = 8
         if image.mode == "I":
-            if int(values.max(initial=0)) <= 255 and int(values.min(initial=0)) >= 0:
-                return Image.fromarray(values.astype(np.uint8), "L").convert("RGB")
-            values = np.clip(values, 0, 65535)
-        eight = (values >> 8).astype(np.uint8)
-        del values
+            extrema: tuple[float, float] = image.getextrema()  # type: ignore[assignment]
+            shift = 0 if float(extrema[0]) >= 0 and float(extrema[1]) <= 255 else 8
+        eight = np.empty((image.height, image.width), dtype=np.uint8)
+        for top in range(0, image.height, 256):  # in bands: no full-size 16/32-bit copy
+            band = np.asarray(image.crop((0, top, image.width, min(image.height, top + 256))))
+            eight[top : top + band.shape[0]] = np.clip(band >> shift, 0, 255)
         return Image.fromarray(eight, "L").convert("RGB")
     return image.convert("RGB")
 
@@ -119,18 +121,32 @@ def resize_bilinear(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     Channels stay interleaved (one 2-D gather per tap), and the passes work in place.
     """
     src_h, src_w, channels = pixels.shape
+    return _resize(lambda needed: pixels[needed], src_w, src_h, channels, width, height)
+
+
+def _resize(
+    rows_of: Callable[[np.ndarray], np.ndarray],
+    src_w: int,
+    src_h: int,
+    channels: int,
+    width: int,
+    height: int,
+) -> np.ndarray:
+    """``resize_bilinear`` reading only the source rows it needs, as ``rows_of(indices)``
+    -> uint8 (len(indices), src_w, channels)."""
     x0, x1, a0, a1 = _linear_taps(src_w, width, clamp_weight=True)
     y0, y1, b0, b1 = _linear_taps(src_h, height, clamp_weight=False)
     needed = np.unique(np.concatenate([y0, y1]))
     row_of = np.zeros(src_h, dtype=np.int64)
     row_of[needed] = np.arange(len(needed))
-    flat = pixels[needed].reshape(len(needed), src_w * channels)
+    flat = rows_of(needed).reshape(len(needed), src_w * channels)
     lane = np.arange(channels)
     rows = np.take(flat, (x0[:, None] * channels + lane).ravel(), axis=1).astype(np.int32)
     rows *= np.repeat(a0, channels)
     right = np.take(flat, (x1[:, None] * channels + lane).ravel(), axis=1).astype(np.int32)
     right *= np.repeat(a1, channels)
     rows += right
+    del flat, right
     rows >>= 4
     out = np.take(rows, row_of[y0], axis=0)
     out *= b0[:, None]
@@ -145,14 +161,39 @@ def resize_bilinear(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     return out.astype(np.uint8).reshape(height, width, channels)
 
 
+def image_rows(image: Image.Image, needed: np.ndarray) -> np.ndarray:
+    """uint8 (len(needed), w, 3) RGB rows of an RGB PIL image, read in bands of
+    consecutive rows: no full-size array of the image is made."""
+    width = image.width
+    out = np.empty((len(needed), width, 3), dtype=np.uint8)
+    start = 0
+    while start < len(needed):
+        end = start + 1
+        while end < len(needed) and needed[end] == needed[end - 1] + 1 and end - start < 256:
+            end += 1
+        top = int(needed[start])
+        band = image.crop((0, top, width, top + (end - start)))
+        out[start:end] = np.asarray(band, dtype=np.uint8)
+        start = end
+    return out
+
+
 def letterbox(image: Image.Image, height: int, width: int) -> tuple[np.ndarray, Letterbox]:
-    """(tensor (1, 3, height, width) float32 RGB in [0, 1], the letterbox geometry)."""
-    pixels = np.asarray(to_rgb(image), dtype=np.uint8)
-    h0, w0 = pixels.shape[:2]
+    """(tensor (1, 3, height, width) float32 RGB in [0, 1], the letterbox geometry).
+
+    An image at least twice the input size is resized from the rows the resize reads,
+    cropped from the PIL image band by band (the same pixels, so the same result): a
+    large image is never copied whole into an array."""
+    rgb = to_rgb(image)
+    w0, h0 = rgb.size
     r = min(height / h0, width / w0)
     new_w, new_h = resized_size(w0, h0, r)
-    if (new_w, new_h) != (w0, h0):
-        pixels = resize_bilinear(pixels, new_w, new_h)
+    if h0 >= 2 * new_h:
+        pixels = _resize(lambda needed: image_rows(rgb, needed), w0, h0, 3, new_w, new_h)
+    else:
+        pixels = np.asarray(rgb, dtype=np.uint8)
+        if (new_w, new_h) != (w0, h0):
+            pixels = resize_bilinear(pixels, new_w, new_h)
     dw, dh = (width - new_w) / 2, (height - new_h) / 2
     top, left = int(round(dh - 0.1)), int(round(dw - 0.1))
     canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
