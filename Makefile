@@ -17,7 +17,7 @@ bench: install
 	.venv/bin/python benchmarks/hierarchy.py --weights abd
 
 lint: install
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime run.py
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy visionloop steps pipelines materializers stacks edge_runtime ui run.py
 
 dashboard: install
 	.venv/bin/python run.py dashboard

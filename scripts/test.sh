@@ -15,6 +15,6 @@ echo "== ruff"
 ruff check .
 ruff format --check . || { echo "run: .venv/bin/ruff format ."; exit 1; }
 echo "== mypy"
-mypy visionloop steps pipelines materializers stacks edge_runtime run.py
+mypy visionloop steps pipelines materializers stacks edge_runtime ui run.py
 echo "== pytest"
 python -m pytest "$@"
