@@ -146,7 +146,7 @@ def create_app(config: VisionloopConfig) -> FastAPI:
         try:
             detections = detector_of(version).predict(data)
             boxes = [(d.box, f"{d.class_name} {d.score:.2f}", BOX_COLOUR) for d in detections]
-            jpeg = draw_boxes(data, boxes, max_side=1024)
+            jpeg = draw_boxes(data, boxes, max_side=1024, min_side=512)
         except (UnidentifiedImageError, ImageTooLarge, OSError) as exc:
             error = f"{name} could not be read as an image: {exc}"
             return html(pages.try_page(model, version, thresholds.conf, error=error), 400)
@@ -154,7 +154,7 @@ def create_app(config: VisionloopConfig) -> FastAPI:
 
     @app.get("/labeling", response_class=HTMLResponse)
     def labeling() -> HTMLResponse:
-        return html(loop_pages.labeling_page(model, readers.labeling()))
+        return html(loop_pages.labeling_page(model, readers.labeling(model)))
 
     @app.get("/monitoring", response_class=HTMLResponse)
     def monitoring() -> HTMLResponse:

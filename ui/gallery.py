@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 Xyxy = tuple[float, float, float, float]
 
@@ -84,36 +84,55 @@ def match(predictions: Sequence[Predicted], truths: Sequence[Truth], min_iou: fl
     return out
 
 
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at ``size`` pixels (nothing is read from the system)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (OSError, TypeError, ImportError):  # Pillow built without FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
 def _label(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int]
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    colour: tuple[int, int, int],
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
 ) -> None:
-    left, top, right, bottom = draw.textbbox(xy, text)
-    draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=colour)
-    draw.text(xy, text, fill=(255, 255, 255))
+    left, top, right, bottom = draw.textbbox(xy, text, font=font)
+    draw.rectangle([left - 2, top - 1, right + 2, bottom + 1], fill=colour)
+    draw.text(xy, text, fill=(255, 255, 255), font=font)
 
 
 def draw_boxes(
     image: bytes | Image.Image,
     boxes: Iterable[tuple[Xyxy, str, tuple[int, int, int]]],
     max_side: int = 640,
+    min_side: int = 320,
 ) -> bytes:
     """The image (encoded bytes or PIL; EXIF orientation applied) with each (xyxy box,
-    caption, RGB colour) drawn, scaled down to ``max_side`` pixels at most; JPEG bytes."""
+    caption, RGB colour) drawn; scaled so that its longer side is between ``min_side``
+    (small images are enlarged, so boxes and captions stay legible) and ``max_side``
+    pixels; JPEG bytes."""
     if isinstance(image, Image.Image):
         img = image.convert("RGB")
     else:
         with Image.open(io.BytesIO(image)) as opened:
             img = (ImageOps.exif_transpose(opened) or opened).convert("RGB")
-    scale = min(1.0, max_side / max(img.size))
-    if scale < 1.0:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))))
+    longest = max(img.size)
+    scale = max_side / longest if longest > max_side else min_side / longest if longest < min_side else 1.0
+    if scale != 1.0:
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(img)
-    width = max(2, round(max(img.size) / 200))
+    width = max(2, round(max(img.size) / 220))
+    font = _font(max(11, round(max(img.size) / 36)))
     for box, caption, colour in boxes:
         x1, y1, x2, y2 = (v * scale for v in box)
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
         if caption:
-            _label(draw, (x1 + 2, max(0.0, y1 - 12)), caption, colour)
+            height = draw.textbbox((0, 0), caption, font=font)[3]
+            _label(draw, (x1 + 2, max(0.0, y1 - height - 3)), caption, colour, font)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=88)
     return buf.getvalue()

@@ -39,6 +39,7 @@ h2 { font-size: 17px; margin: 24px 0 8px; }
 table { border-collapse: collapse; background: #fff; margin: 6px 0 12px; }
 th, td { border: 1px solid #d0d7de; padding: 5px 10px; text-align: left; vertical-align: top; }
 th { background: #eef1f4; font-weight: 600; }
+td:not(:last-child) { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; color: #fff; border-radius: 10px; padding: 0 9px; font-size: 12px;
   font-weight: 600; line-height: 20px; }
@@ -95,7 +96,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], css_id: str = "
             cells.append(f"<td{cls}>{esc(cell)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     ident = f' id="{css_id}"' if css_id else ""
-    return Html(f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # a facts table has none
+    return Html(f"<table{ident}>{thead}<tbody>{''.join(body)}</tbody></table>")
 
 
 def page(title: str, body: str, model: str, active: str = "") -> str:

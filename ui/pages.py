@@ -67,12 +67,14 @@ def models_page(o: Overview) -> str:
             num(v.get("test_map50_95")),
             Html(f"<code>{esc(str(v.get('dataset_version_id') or '-')[:12])}</code>"),
             _checks(v.get("staging_checks_passed")),
+            v.get("mlflow_version") or "-",
             v.get("created") or "-",
             history_list(v.get("history") or []),
         ]
         for v in reversed(o.versions)
     ]
-    headers = ["version", "stage", "test mAP50", "mAP50-95", "data set", "staging checks", "created"]
+    headers = ["version", "stage", "test mAP50", "mAP50-95", "data set", "staging checks", "MLflow version"]
+    headers.append("created")
     body += table([*headers, "stage history (who, when, why)"], rows, "versions")
     return page("Models", body, o.model, "models")
 
@@ -196,8 +198,9 @@ def try_page(
         ]
         body += (
             f"<h2>{esc(filename)}: {len(detections)} detection{'s' if len(detections) != 1 else ''}</h2>"
+            '<div style="display:flex;gap:20px;align-items:flex-start;flex-wrap:wrap">'
             f'<img id="result" src="{uri}" alt="{esc(filename)} with the detections drawn" '
-            'style="max-width:100%;border:1px solid #d0d7de">'
-            f"{table(['#', 'class', 'score', 'box x1, y1, x2, y2 (pixels)'], rows, 'detections')}"
+            'style="max-width:min(100%,1024px);border:1px solid #d0d7de">'
+            f"{table(['#', 'class', 'score', 'box x1, y1, x2, y2 (pixels)'], rows, 'detections')}</div>"
         )
     return page("Try it", body, model, "try")

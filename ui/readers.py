@@ -83,6 +83,7 @@ def overview(config: VisionloopConfig) -> Overview:
     for row in info["versions"]:
         mv = by_name.get(row["version"])
         row["history"] = control_plane.history(mv) if mv is not None else []
+        row["mlflow_version"] = control_plane.mlflow_version(model, mv) if mv is not None else None
     pointers: dict[str, str | None] = dict(info.get("pointers") or {})
     error = None
     if publisher is None and channel is not None:
@@ -177,11 +178,12 @@ class LabelingView:
     queue: Any | None
 
 
-def labeling() -> LabelingView | None:
-    """The latest completed labeling run's round (and its queue), None without one."""
-    for run in _runs(constants.LABELING_PIPELINE, 1):
+def labeling(model: str) -> LabelingView | None:
+    """The latest completed labeling run's round (and its queue) for ``model``, None
+    without one (among the last ``RUNS_SHOWN`` labeling runs)."""
+    for run in _runs(constants.LABELING_PIPELINE, RUNS_SHOWN):
         found = _output(run, "pull_annotations", constants.LABELING_ROUND)
-        if found is not None:
+        if found is not None and found.model_name == model:
             queue = _output(run, "gather_images", constants.LABEL_QUEUE)
             return LabelingView(str(run.name), f"{run.created:%Y-%m-%d %H:%M}", found, queue)
     return None

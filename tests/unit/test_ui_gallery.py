@@ -80,9 +80,9 @@ def _near(a: tuple[int, ...], b: tuple[int, int, int], tol: int = 60) -> bool:
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def test_draw_boxes_draws_the_outline_where_the_box_is_and_scales_down() -> None:
+def test_draw_boxes_draws_the_outline_where_the_box_is_and_scales_to_the_bounds() -> None:
     white = Image.new("RGB", (200, 100), (255, 255, 255))
-    jpeg = draw_boxes(white, [((20, 30, 120, 80), "", FP_COLOUR)])
+    jpeg = draw_boxes(white, [((20, 30, 120, 80), "", FP_COLOUR)], min_side=0)
     out = Image.open(io.BytesIO(jpeg))
     assert out.format == "JPEG" and out.size == (200, 100)
     assert _near(_pixel(jpeg, (70, 30)), FP_COLOUR)  # top edge
@@ -94,6 +94,9 @@ def test_draw_boxes_draws_the_outline_where_the_box_is_and_scales_down() -> None
     assert small.size == (640, 320)
     assert _near(_pixel(big, (250, 150)), (255, 255, 255))
     assert _near(_pixel(big, (101, 150)), FN_COLOUR)  # the left edge, x = 200 scaled by 1/2
+    enlarged = draw_boxes(Image.new("RGB", (80, 40), (255, 255, 255)), [((10, 10, 50, 30), "", FP_COLOUR)])
+    assert Image.open(io.BytesIO(enlarged)).size == (320, 160)
+    assert _near(_pixel(enlarged, (41, 100)), FP_COLOUR)  # the left edge, x = 10 scaled by 4
 
 
 def test_build_gallery_keeps_the_images_with_errors_worst_first_with_their_names() -> None:
@@ -113,4 +116,4 @@ def test_build_gallery_keeps_the_images_with_errors_worst_first_with_their_names
     assert (g.true_positives, g.false_positives, g.false_negatives) == (2, 1, 2)
     assert [i.path for i in g.items] == ["missed.jpg", "one-error.jpg"]
     assert (g.items[0].false_positives, g.items[0].false_negatives) == (1, 1)
-    assert Image.open(io.BytesIO(g.items[0].jpeg)).size == (64, 48)
+    assert Image.open(io.BytesIO(g.items[0].jpeg)).size == (320, 240)  # enlarged to be legible
