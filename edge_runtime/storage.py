@@ -353,8 +353,12 @@ class S3Store(_Files):
         from botocore.exceptions import BotoCoreError
 
         body = response["Body"]
+        # read1: whatever one socket read brings (each bounded by the read timeout), so the
+        # overall deadline is checked however slowly the bytes trickle in
+        raw: Any = getattr(body, "_raw_stream", None)
+        read = raw.read1 if hasattr(raw, "read1") else body.read
         try:
-            return copy_bounded(body.read, out, f"{self.uri}/{key}", max_bytes, deadline)
+            return copy_bounded(read, out, f"{self.uri}/{key}", max_bytes, deadline)
         except BotoCoreError as exc:
             raise StorageError(f"get {key} on {self.uri}: {exc}") from exc
         finally:
