@@ -106,8 +106,9 @@ def monitoring_page(model: str, decisions: list[tuple[str, str, Any]]) -> str:
                 "; ".join(d.reasons),
             ]
         )
-    headers = ["run", "window", "model", "images", "verdict", "drifted features", "low-conf share"]
-    body += _strip(decisions) + table([*headers, "action", "why"], rows, "decisions")
+    headers = ["when", "window", "model", "images", "verdict", "drifted features", "low-conf share"]
+    body += "<h2>Drift decisions over time</h2>" + _strip(decisions)
+    body += "<h2>Each run, newest first</h2>" + table([*headers, "action", "why"], rows, "decisions")
     return page("Monitoring", body, model, "monitoring")
 
 
