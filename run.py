@@ -11,6 +11,7 @@ Examples:
     python run.py --stack local-s3 train   # any command on another stack, for this command only
     python run.py --stack kubernetes data --schedule   # the stack file's schedule, on its orchestrator
     python run.py dashboard             # ZenML dashboard + MLflow UI, offline; prints their URLs
+    python run.py ui                    # the loop's status page: models, cards, FP/FN, try it, labeling
     python run.py trigger-server --token-file trigger-token   # start runs over HTTP
     python run.py deploy                # gate, stage and promote the latest model version
     python run.py promote metal-tags-detector 3 --to production --reason "reviewed"
@@ -25,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -37,7 +39,8 @@ from stacks.bootstrap import quiet_zenml_env
 quiet_zenml_env()
 
 REPO_ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "metal_tags.yaml"
+# the main job's use case: $VISIONLOOP_CONFIG, else the bundled metal-tags demo
+DEFAULT_CONFIG = Path(os.environ.get("VISIONLOOP_CONFIG") or REPO_ROOT / "configs" / "metal_tags.yaml")
 FORMATS = ["auto", "yolo", "coco", "label-studio", "ground-truth", "none"]
 ENVIRONMENTS = sorted(p.stem for p in (REPO_ROOT / "stacks").glob("*.yaml"))
 
@@ -90,13 +93,19 @@ def data_lines(summary: dict[str, Any]) -> list[str]:
         f"  source      {summary['source']} ({summary['label_format']})",
         f"  images      {summary['images']} ({summary['labeled']} labelled, "
         f"{summary['unlabeled']} unlabeled)",
-        f"  splits      {summary['per_split']}",
-        f"  boxes       {summary['boxes_per_class']}",
-        f"  QA          {qa['total']} in = {qa['accepted']} accepted + "
-        f"{qa['quarantined']} quarantined {qa['quarantined_by_rule'] or ''}",
+        f"  splits      {counts(summary['per_split'])}",
+        "  boxes       "
+        + ("; ".join(f"{name}: {counts(per)}" for name, per in summary["boxes_per_class"].items()) or "none"),
+        f"  QA          {qa['total']} in = {qa['accepted']} accepted + {qa['quarantined']} quarantined"
+        + (f" ({counts(qa['quarantined_by_rule'])})" if qa["quarantined_by_rule"] else ""),
         *split_lines(summary.get("splits") or {}),
         f"  cached      {', '.join(summary['cached_steps']) or 'no step'}",
     ]
+
+
+def counts(values: dict[str, Any]) -> str:
+    """``{"train": 110, "val": 23}`` as ``train 110, val 23``: words, not a dict."""
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or "none"
 
 
 def split_lines(splits: dict[str, Any]) -> list[str]:
@@ -104,11 +113,11 @@ def split_lines(splits: dict[str, Any]) -> list[str]:
     if splits.get("mode") != "source":
         lines = ["  split mode  auto (group-aware, stratified, seeded)"]
     else:
-        lines = [f"  split mode  source: kept {splits['declared']}"]
+        lines = [f"  split mode  source: kept {counts(splits['declared'])}"]
         if splits.get("carved"):
-            lines.append(f"              carved from the source's train split: {splits['carved']}")
+            lines.append(f"              carved from the source's train split: {counts(splits['carved'])}")
         if splits.get("assigned"):
-            lines.append(f"              no declared split, split here: {splits['assigned']}")
+            lines.append(f"              no declared split, split here: {counts(splits['assigned'])}")
     leaks = splits.get("straddling_groups", 0) + splits.get("identical_images", 0)
     if leaks:
         lines.append(
@@ -235,8 +244,11 @@ def deploy_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"              - {r}" for r in gate["reasons"]]
     if not d["staging"]["skipped"]:
         lines.append(
-            f"  staging     {'passed' if d['staging']['passed'] else 'FAILED'}; latency {d['staging']['latency_ms']} ms"
+            f"  staging     {'passed' if d['staging']['passed'] else 'FAILED'}; latency "
+            + latency_words(d["staging"]["latency_ms"])
         )
+        if not d["staging"]["passed"]:
+            lines += [f"              - {r}" for r in d["staging"]["reasons"]]
     lines += [f"  next        {r}" for r in d["reasons"] if r.startswith("waiting")]
     lines.append(f"  channel     {d['channel']}  pointers {d['pointers'] or '(unchanged)'}")
     if d.get("public_key"):
@@ -252,7 +264,8 @@ def train_lines(summary: dict[str, Any]) -> list[str]:
         f"registered version {t['mlflow_model_version']})",
         f"  test split  mAP50 {t['test']['map50']:.4f}  mAP50-95 {t['test']['map50_95']:.4f}  "
         f"({t['test']['images']} held-out images)",
-        f"  ONNX        mAP50 {t['onnx']['map50']:.4f}  parity {'ok' if t['parity_ok'] else 'FAILED'} {t['parity']}",
+        f"  ONNX        mAP50 {t['onnx']['map50']:.4f}  parity {'ok' if t['parity_ok'] else 'FAILED'}: "
+        + parity_words(t["parity"]),
         f"  INT8        {'kept' if int8 and int8['kept'] else 'not kept'}"
         + (f", mAP50 {int8['map50']:.4f}" if int8 else ""),
         f"  training    {t['train_seconds']:.0f} s at {t.get('imgsz')} px; "
@@ -264,6 +277,23 @@ def train_lines(summary: dict[str, Any]) -> list[str]:
         *(f"  tuning      {o}" for o in t.get("tuning_overrides", [])),
         "  see it:     mlflow ui --backend-store-uri " + mlflow_uri(),
     ]
+
+
+def latency_words(latency: Any) -> str:
+    if not isinstance(latency, dict) or not latency:
+        return "not measured"
+    parts = [f"{k} {latency[k]:.1f} ms" for k in ("p50", "p95") if isinstance(latency.get(k), int | float)]
+    return ", ".join(parts) + (f" over {int(latency['n'])} images" if latency.get("n") else "")
+
+
+def parity_words(parity: dict[str, Any]) -> str:
+    """ONNX against PyTorch in words: the mAP50 difference and the share of boxes found again."""
+    diff = parity.get("map50_diff")
+    share = parity.get("boxes_matched_share")
+    words = [f"mAP50 {diff:+.4f}" if isinstance(diff, int | float) else ""]
+    if isinstance(share, int | float):
+        words.append(f"{share:.0%} of the PyTorch boxes found again")
+    return ", ".join(w for w in words if w)
 
 
 def mlflow_uri() -> str:
@@ -338,9 +368,9 @@ def cli(ctx: click.Context, config_path: Path, stack_env: str | None, no_cache: 
     emit({"job": "main", **summary}, as_json, lines)
 
 
-def edge_command(config: Any) -> str | None:
-    """The command that serves the production model of ``config`` from its channel and
-    sends feedback to its raw image store (None when nothing is in production)."""
+def edge_argv(config: Any, state_dir: str = "edge-state", port: int | None = None) -> list[str] | None:
+    """The edge runtime's arguments that serve the production model of ``config`` from its
+    channel and send feedback to its raw image store (None when nothing is in production)."""
     from pipelines.launch import raw_image_store, resolve_channel
     from steps.deployment import control_plane
 
@@ -349,10 +379,14 @@ def edge_command(config: Any) -> str | None:
     if production is None:
         return None
     key = production.run_metadata.get("public_key_uri") or "<the channel's public key>"
-    return (
-        f"python -m edge_runtime serve --channel {resolve_channel(config)} --model {name} "
-        f"--public-key {key} --feedback {raw_image_store(config)} --state-dir edge-state"
-    )
+    argv = ["serve", "--channel", resolve_channel(config), "--model", name, "--public-key", str(key)]
+    argv += ["--feedback", raw_image_store(config), "--state-dir", state_dir]
+    return argv + (["--port", str(port)] if port is not None else [])
+
+
+def edge_command(config: Any) -> str | None:
+    argv = edge_argv(config)
+    return "python -m edge_runtime " + " ".join(argv) if argv else None
 
 
 @cli.command()
@@ -839,6 +873,14 @@ def label_lines(s: dict[str, Any]) -> list[str]:
     ]
     if s["requeued_annotations"]:
         lines.append(f"  rejected    {s['requeued_annotations']} annotations sent back to the queue")
+    feedback = s.get("feedback") or {}
+    if feedback:
+        skipped = sum(c.get("empty_skipped", 0) for c in feedback.get("devices", {}).values())
+        lines.append(
+            f"  feedback    queued now: {feedback['uncertain']} uncertain, {feedback['no_detection_sampled']} "
+            f"with no detection (a sample), {feedback['other']} other; the devices did not send "
+            f"{skipped} image(s) with no detection ({', '.join(feedback.get('devices', {})) or 'no device counters'})"
+        )
     if not sum(images.values()):
         lines.append(
             f"  empty       the raw image store {s['raw_images']} holds no image yet: start each device with "
@@ -1119,6 +1161,71 @@ def stack_check(env: str, as_json: bool) -> None:
     components = {kind: c["flavor"] for kind, c in (spec.get("components") or {}).items()}
     lines = [f"stacks/{env}.yaml is valid: " + ", ".join(f"{k} {v}" for k, v in components.items())]
     emit({"env": env, "valid": True, "components": components}, as_json, lines)
+
+
+@cli.command()
+@config_option("Use-case configuration (model name, deploy and label sections).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="HTTP port (0: any free one).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    help="The device's state folder (default: ~/.cache/visionloop/edge/MODEL).",
+)
+def serve(config_path: Path, port: int, state_dir: Path | None) -> None:
+    """Serve the production model on this machine as a device would: the edge runtime
+    on 127.0.0.1 (its page at http://127.0.0.1:PORT/), following the local channel,
+    sending the images it is unsure about to the raw image store that `run.py label`
+    reads. Runs until Ctrl-C.
+
+    \b
+    python run.py serve
+    curl -s -H "X-Image-Name: part.jpg" --data-binary @part.jpg http://127.0.0.1:8080/v1/predict
+    """
+    from stacks.bootstrap import ensure_stack
+    from visionloop.config import cache_dir
+
+    config = load(config_path)
+    ensure_stack("local", activate=not _has_active_stack())
+    folder = state_dir or cache_dir() / "edge" / config.registered_model_name
+    argv = edge_argv(config, str(folder), port)
+    if argv is None:
+        fail(f"no version of {config.registered_model_name} is in production yet: run `python run.py` first")
+        return
+    click.echo("python -m edge_runtime " + " ".join(argv))
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "edge_runtime", *argv])
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8300, show_default=True)
+@config_option("Use-case configuration (the model shown, its serving threshold and channel).")
+def ui(host: str, port: int, config_path: Path) -> None:
+    """The loop's status page, offline, until Ctrl-C: versions and stages, model cards,
+    the test split's false positives and negatives, "try it", labeling, monitoring and
+    devices. It reads ZenML, MLflow and the channel and writes nothing (docs/ui.md).
+
+    \b
+    python run.py ui
+    python run.py ui --config configs/steel.yaml --port 8301
+    """
+    from stacks.bootstrap import ensure_stack
+    from ui.app import create_app
+    from ui.serve import serve as serve_ui
+    from visionloop.config import cache_dir
+
+    config = load(config_path)
+    ensure_stack("local", activate=not _has_active_stack())
+    logs = cache_dir() / "ui"
+    click.echo(f"Starting the status page of {config.registered_model_name} (its logs: {logs}) ...")
+    app = create_app(config)
+    serve_ui(app, host, port, logs, lambda url: click.echo(f"Status page  {url}  (Ctrl-C stops it)"))
 
 
 @cli.command()

@@ -238,6 +238,11 @@ class EdgeRuntime:
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "device_id": self.config.device_id,
                     "source": source,
+                    "device_feedback": {  # the labeling round reports what was not sent
+                        "uncertain": self.uncertain,
+                        "empty_sampled": self.empty_sampled,
+                        "empty_skipped": self.empty_skipped,
+                    },
                 },
                 image.format,
             )

@@ -193,10 +193,13 @@ def base_params(config: VisionloopConfig) -> Any:
 
 
 def run_training_pipeline(
-    config: VisionloopConfig, dataset_artifact_id: str, enable_cache: bool = True
+    config: VisionloopConfig, dataset_artifact_id: str, enable_cache: bool = True, reuse: bool = True
 ) -> TrainRunResult:
     """Tune, train, evaluate, export and register a model for ``config`` on the data
-    set artifact ``dataset_artifact_id``; one ZenML model version per run."""
+    set artifact ``dataset_artifact_id``; one ZenML model version per run. When an
+    earlier run trained a version from exactly these inputs (``training_key``), that
+    version is returned and nothing runs (``reuse=False``: run anyway, registering a new
+    version from the cached steps)."""
     from zenml import Model
 
     from pipelines.training_pipeline import training_pipeline
@@ -223,13 +226,14 @@ def run_training_pipeline(
             "parity_min_match_share": e.parity_min_match_share,
             "int8_max_map50_drop": e.int8_max_map50_drop,
             "device": t.device,
+            "serving_conf": config.deploy.thresholds.conf,
         },
         "model_name": config.registered_model_name,
         "code_commit": code_commit(),
         "written": written,
     }
     key = training_key(parameters)
-    if enable_cache:
+    if enable_cache and reuse:
         earlier = find_trained_version(config.registered_model_name, key)
         if earlier is not None:
             return earlier
@@ -259,12 +263,26 @@ def training_result(run: PipelineRunResponse, reused: bool = False) -> TrainRunR
 
 def training_key(parameters: dict[str, Any]) -> str:
     """A hash of everything a training run is made from: the data set artifact, the
-    trials, the parameters, the weights, the export and evaluation settings and the code
-    commit. The same key means the same model."""
+    trials, the parameters, the weights, the export and evaluation settings, and the
+    source of the training pipeline, its steps and the code they run (the files of the
+    steps' cache policies), so that an edit re-trains even in a tree that was already
+    dirty. The code commit is left out: a commit that changes none of that code changes
+    no model. The same key means the same model."""
     import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()
+    from steps.training.cache_policy import EVALUATION_CODE
+
+    digest = hashlib.sha256()
+    stable = {k: v for k, v in parameters.items() if k != "code_commit"}
+    digest.update(json.dumps(stable, sort_keys=True, default=str).encode())
+    code = sorted({*EVALUATION_CODE, "pipelines/training_pipeline.py"}) + sorted(
+        str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "steps" / "training").glob("*.py")
+    )
+    for name in code:
+        path = REPO_ROOT / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b""))
+    return digest.hexdigest()
 
 
 def find_trained_version(model_name: str, key: str) -> TrainRunResult | None:
@@ -274,7 +292,7 @@ def find_trained_version(model_name: str, key: str) -> TrainRunResult | None:
 
     client = Client()
     try:
-        versions = client.list_model_versions(model_name_or_id=model_name, size=50, sort_by="desc:number")
+        versions = client.list_model_versions(model=model_name, size=50, sort_by="desc:number")
     except KeyError:
         return None
     for version in versions:
@@ -498,6 +516,7 @@ class LabelRunResult:
     retrain_after: int
     training: TrainRunResult | None = None
     deployment: DeployRunResult | None = None
+    queue: Any = None
 
     @property
     def dataset_version_id(self) -> str:
@@ -526,6 +545,7 @@ class LabelRunResult:
             "already_there": r.already_there,
             "images": r.counts(),
             "requeued_annotations": len(r.requeued),
+            "feedback": self.queue.feedback() if self.queue is not None else None,
             "export": r.export_path,
             "production_version": self.production_version,
             "dataset_version_id": self.dataset_version_id,
@@ -602,6 +622,7 @@ def run_labeling_pipeline(config: VisionloopConfig, retrain: bool = True) -> Lab
     result = LabelRunResult(
         run=run,
         labeling_round=output(run, "pull_annotations", constants.LABELING_ROUND),
+        queue=output(run, "gather_images", constants.LABEL_QUEUE),
         merge=output(run, "merge_labeled_images", constants.LABEL_MERGE),
         dataset_artifact_id=str(merged.id),
         production_version=production_version,

@@ -33,6 +33,7 @@ def evaluate_model(
     parity_min_match_share: float = 0.9,
     int8_max_map50_drop: float = 0.01,
     device: str = "cpu",
+    serving_conf: float = 0.25,
 ) -> Annotated[EvaluationReport, constants.EVALUATION_REPORT]:
     """The test split was seen by neither tuning nor training. Metrics: ultralytics'
     validator on the PyTorch weights (the headline, with PR curve, confusion matrix and
@@ -40,7 +41,8 @@ def evaluate_model(
     runtime's ONNX and INT8 predictions. Parity holds when the ONNX mAP50 is within
     ``parity_max_map50_diff`` of the PyTorch predictions' and at least
     ``parity_min_match_share`` of their boxes (score >= 0.25) are found again. The INT8
-    model is kept when its mAP50 is within ``int8_max_map50_drop`` of the ONNX model's."""
+    model is kept when its mAP50 is within ``int8_max_map50_drop`` of the ONNX model's.
+    The confusion matrix is the edge runtime's, at the serving threshold ``serving_conf``."""
     records, images = evaluate.test_images(dataset)
     names = dataset.class_names
     with tempfile.TemporaryDirectory(prefix="visionloop-eval-") as tmp:
@@ -53,6 +55,8 @@ def evaluate_model(
     pt_metrics = evaluate.score(pt_preds, records, names)
     onnx_preds = evaluate.onnx_predictions(onnx_model.data, images)
     onnx_metrics = evaluate.score(onnx_preds, records, names)
+    # what a device answers: the edge runtime's predictions at the serving threshold
+    plots["confusion_matrix"] = evaluate.confusion_png(onnx_preds, records, names, serving_conf)
     parity = evaluate.parity_figures(pt_preds, onnx_preds, pt_metrics, onnx_metrics)
     parity_ok = (
         abs(parity["map50_diff"]) <= parity_max_map50_diff

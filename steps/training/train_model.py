@@ -68,6 +68,10 @@ def train_model(
         )
         if results_csv.is_file():
             mlflow.log_artifact(str(results_csv), "training")
+            for name, value, step in yolo.epoch_metrics(results_csv):  # training curves
+                mlflow.log_metric(name, value, step=step)
+        # MLflow 3 opens an experiment it cannot place in its GenAI view; this one trains models
+        mlflow.set_experiment_tag("mlflow.experimentKind", "custom_model_development")
     logger.info(
         "Trained %d epochs in %.0f s: val mAP50 %.3f mAP50-95 %.3f",
         outcome.epochs_run,

@@ -55,10 +55,10 @@ class World:
         self.dataset: DataRunResult | None = None
         self.runs: dict[str, dict[str, Any]] = {}
 
-    def train_and_deploy(self, label: str, cfg: VisionloopConfig) -> dict[str, Any]:
+    def train_and_deploy(self, label: str, cfg: VisionloopConfig, reuse: bool = True) -> dict[str, Any]:
         if self.dataset is None:
             self.dataset = run_data_pipeline(cfg.data)
-        trained = run_training_pipeline(cfg, self.dataset.artifact_id)
+        trained = run_training_pipeline(cfg, self.dataset.artifact_id, reuse=reuse)
         deployed = run_deployment_pipeline(cfg, self.dataset.artifact_id, trained.registration.model_version)
         summary = deployed.summary()
         summary["trained"] = trained.summary()
@@ -154,8 +154,9 @@ def test_decision_artifact_has_both_sides_and_an_html_view(world: World) -> None
 
 def test_approval_required_waits_at_staging_until_promote(world: World) -> None:
     b = world.runs["B"]
-    # D: the same configuration as B again: every step cached, a new model version, no regression
-    d = world.train_and_deploy("D", config(world.data, world.channel, epochs=10, approval=True))
+    # D: the same training as B again, registered anew (reuse=False; a plain re-run would
+    # reuse B's version): every step cached, a new model version, no regression
+    d = world.train_and_deploy("D", config(world.data, world.channel, epochs=10, approval=True), reuse=False)
     assert d["trained"]["cached_steps"], "expected the training steps to come from the cache"
     assert d["stage"] == "staging" and d["waiting_for_approval"]
     assert stage_of(d["model_version"]) == "staging" and stage_of(b["model_version"]) == "production"

@@ -158,7 +158,7 @@ def test_a_rerun_with_nothing_changed_leaves_the_registry_and_the_channel_as_the
         }
 
     def registry() -> tuple[list[tuple[int, str]], int]:
-        versions = Client().list_model_versions(model_name_or_id=deployment["model"])
+        versions = Client().list_model_versions(model=deployment["model"])
         tracker = Client().active_stack.experiment_tracker
         assert tracker is not None
         mlflow_client = mlflow.MlflowClient(tracking_uri=tracker.get_tracking_uri())

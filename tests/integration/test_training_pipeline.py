@@ -158,6 +158,11 @@ def test_mlflow_has_the_run_and_a_registered_version(trained):
     assert run.data.params["dataset_version_id"] == t["dataset_version_id"]
     version = client.get_model_version(MODEL_NAME, t["mlflow_model_version"])
     assert version.run_id == t["mlflow_run_id"]
+    # training curves: one point per epoch, and the experiment opens in the model-training view
+    curve = client.get_metric_history(t["mlflow_run_id"], "epoch_val_map50")
+    assert [m.step for m in curve] == list(range(1, len(curve) + 1)) and len(curve) == 6
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
     assert version.tags["zenml_model_version"] == t["model_version"]
 
 
@@ -185,7 +190,7 @@ def test_rerun_with_nothing_changed_does_not_retrain(trained):
     assert second["training"]["reused"] and not first["training"]["reused"]
     for key in ("model_version", "mlflow_run_id", "mlflow_model_version", "run", "test"):
         assert second["training"][key] == first["training"][key]
-    assert [v.number for v in Client().list_model_versions(model_name_or_id=MODEL_NAME)] == [
+    assert [v.number for v in Client().list_model_versions(model=MODEL_NAME)] == [
         int(first["training"]["model_version"])
     ]
     tracker = Client().active_stack.experiment_tracker

@@ -211,3 +211,35 @@ def test_confusion_matrix() -> None:
     expected[3, 2] = 1  # dent missed
     expected[1, 3] = 1  # a scratch where there is nothing
     assert np.array_equal(cm, expected)
+
+
+def test_the_report_confusion_matrix_is_drawn_at_the_serving_threshold() -> None:
+    """A low-score false positive counts at ultralytics' 0.001, not at a device's 0.25."""
+    import io as _io
+
+    from PIL import Image as _Image
+
+    from visionloop.data.types import Box, ImageRecord, LabelStatus
+    from visionloop.training.detection_metrics import confusion_matrix
+    from visionloop.training.evaluate import confusion_png, ground_truth
+
+    record = ImageRecord(
+        sha256="0" * 64,
+        path="a.jpg",
+        width=100,
+        height=100,
+        status=LabelStatus.LABELED,
+        boxes=[Box(class_id=0, x1=10, y1=10, x2=40, y2=40)],
+        source="s",
+        group="a",
+    )
+    pred = (
+        np.array([[10, 10, 40, 40], [60, 60, 90, 90]], dtype=np.float32),
+        np.array([0.9, 0.1], dtype=np.float32),
+        np.array([0, 0]),
+    )
+    loose = confusion_matrix([pred], ground_truth([record]), 1, conf=0.001)
+    served = confusion_matrix([pred], ground_truth([record]), 1, conf=0.25)
+    assert loose.tolist() == [[1, 1], [0, 0]] and served.tolist() == [[1, 0], [0, 0]]
+    png = confusion_png([pred], [record], ["scratch"], conf=0.25)
+    assert _Image.open(_io.BytesIO(png)).format == "PNG"

@@ -240,3 +240,31 @@ def test_the_raw_store_is_listed_as_the_data_pipeline_ingests_it(tmp_path) -> No
     assert duplicates == []
     ingested = ingest(LocalSource(tmp_path), "none")
     assert sorted(c.path for c in ingested.candidates if not c.path.startswith("labels/")) == names
+
+
+def test_the_queue_says_why_devices_sent_images_back_and_what_they_did_not_send() -> None:
+    from visionloop.labeling.types import LabelQueue, QueueItem
+
+    def item(i: int, reason: str, device: str, skipped: int) -> QueueItem:
+        meta = {
+            "reason": reason,
+            "device_id": device,
+            "device_feedback": {"uncertain": i, "empty_sampled": 1, "empty_skipped": skipped},
+        }
+        image = RawImage(sha256=f"{i:064x}", path=f"feedback/{i}.jpg", size=1, meta=meta)
+        return QueueItem(image=image, width=10, height=10, uncertainty=0.5)
+
+    queue = LabelQueue(
+        raw_images="/raw",
+        found=3,
+        labeled_before=0,
+        items=[
+            item(1, "uncertain score 0.31", "line-2", 40),
+            item(2, "no detection above conf (sampled at 0.05)", "line-2", 57),
+            item(3, "uncertain score 0.44", "line-3", 9),
+        ],
+    )
+    feedback = queue.feedback()
+    assert (feedback["uncertain"], feedback["no_detection_sampled"], feedback["other"]) == (2, 1, 0)
+    assert feedback["devices"]["line-2"]["empty_skipped"] == 57  # the latest counter a device sent
+    assert feedback["devices"]["line-3"] == {"uncertain": 3, "empty_sampled": 1, "empty_skipped": 9}

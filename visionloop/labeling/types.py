@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -77,6 +78,33 @@ class LabelQueue(BaseModel):
     quarantined: list[Quarantined] = Field(default_factory=list)
     model_name: str | None = None
     model_version: str | None = None
+
+    def feedback(self) -> dict[str, Any]:
+        """Why the devices sent the queued images back, and, from the counters each
+        device sends along, how many images with no detection they did not send (only a
+        sample of those goes back: ``--empty-sample-rate``)."""
+        reasons = {"uncertain": 0, "no_detection_sampled": 0, "other": 0}
+        devices: dict[str, dict[str, int]] = {}
+        for item in self.items:
+            meta = item.image.meta
+            reason = str(meta.get("reason") or "")
+            key = (
+                "uncertain"
+                if reason.startswith("uncertain")
+                else "no_detection_sampled"
+                if reason.startswith("no detection")
+                else "other"
+            )
+            reasons[key] += 1
+            counters = meta.get("device_feedback")
+            device = str(meta.get("device_id") or "")
+            if isinstance(counters, dict) and device:
+                seen = devices.setdefault(device, {})
+                for name in ("uncertain", "empty_sampled", "empty_skipped"):
+                    value = counters.get(name)
+                    if isinstance(value, int):
+                        seen[name] = max(seen.get(name, 0), value)
+        return {**reasons, "devices": devices}
 
     def check_reconciles(self) -> None:
         counted = len(self.items) + len(self.quarantined) + self.labeled_before

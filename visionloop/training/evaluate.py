@@ -85,3 +85,45 @@ def parity_figures(
         "reference_boxes": float(p.n_a),
         "candidate_boxes": float(p.n_b),
     }
+
+
+def confusion_png(
+    preds: list[Prediction],
+    records: list[ImageRecord],
+    class_names: list[str],
+    conf: float,
+    iou: float = 0.45,
+) -> bytes:
+    """The confusion matrix of ``preds`` at the serving threshold ``conf`` (what a device
+    answers), as a PNG: rows the predicted class, columns the true one, the last of each
+    ``background`` (a false positive is predicted/background, a miss background/true).
+    Ultralytics' own is drawn at its validation threshold (0.001), where background
+    false positives run into the thousands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from visionloop.training.detection_metrics import confusion_matrix
+
+    matrix = confusion_matrix(preds, ground_truth(records), len(class_names), conf=conf, iou=iou)
+    labels = [*class_names, "background"]
+    size = max(3.6, 1.6 + 0.7 * len(labels))
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("true")
+    ax.set_ylabel("predicted")
+    ax.set_title(
+        f"Confusion matrix, test split ({len(records)} images)\nat the serving threshold {conf:g}",
+        fontsize=10,
+    )
+    top = matrix.max() or 1
+    for (i, j), n in np.ndenumerate(matrix):
+        ax.text(j, i, str(n), ha="center", va="center", color="white" if n > top / 2 else "black")
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=110)
+    plt.close(fig)
+    return out.getvalue()

@@ -101,6 +101,39 @@ def train(
     return TrainOutcome(best=best, seconds=seconds, epochs_run=int(trainer.epoch) + 1, val=val)
 
 
+EPOCH_COLUMNS = {
+    "metrics/mAP50(B)": "epoch_val_map50",
+    "metrics/mAP50-95(B)": "epoch_val_map50_95",
+    "metrics/precision(B)": "epoch_val_precision",
+    "metrics/recall(B)": "epoch_val_recall",
+    "train/box_loss": "epoch_train_box_loss",
+    "train/cls_loss": "epoch_train_cls_loss",
+    "val/box_loss": "epoch_val_box_loss",
+    "val/cls_loss": "epoch_val_cls_loss",
+}
+
+
+def epoch_metrics(results_csv: Path) -> list[tuple[str, float, int]]:
+    """(name, value, epoch) for each epoch of ultralytics' ``results.csv``: validation
+    mAP, precision, recall and the losses, the training curves MLflow draws."""
+    import csv
+
+    out: list[tuple[str, float, int]] = []
+    with open(results_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            row = {k.strip(): v for k, v in row.items() if k is not None}
+            try:
+                epoch = int(float(row.get("epoch", "0")))
+            except ValueError:
+                continue
+            for column, name in EPOCH_COLUMNS.items():
+                try:
+                    out.append((name, float(row[column]), epoch))
+                except (KeyError, TypeError, ValueError):
+                    continue
+    return out
+
+
 def fitness(m: Metrics) -> float:
     """ultralytics' default model fitness: 0.1 mAP50 + 0.9 mAP50-95."""
     return 0.1 * m.map50 + 0.9 * m.map50_95
