@@ -99,7 +99,7 @@ def create_app(config: VisionloopConfig) -> FastAPI:
     def card(version: str) -> HTMLResponse:
         mv = readers.model_version(model, version)  # fresh: the stage may have changed
         stage = str(getattr(mv.stage, "value", mv.stage) or "none")
-        return html(pages.card_page(model, mv, report_of(version), stage))
+        return html(pages.card_page(model, mv, report_of(version), stage, readers.history(mv)))
 
     @app.get("/versions/{version}/report", response_class=HTMLResponse)
     def report(version: str) -> HTMLResponse:

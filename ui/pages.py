@@ -91,7 +91,7 @@ def _metric_rows(report: Any) -> list[list[Any]]:
     return rows
 
 
-def card_page(model: str, mv: Any, report: Any, stage: str) -> str:
+def card_page(model: str, mv: Any, report: Any, stage: str, events: list[dict[str, Any]]) -> str:
     """The model card: facts, metrics per class, the PR curve and the whole report."""
     version = str(mv.name)
     p = report.train_params
@@ -104,6 +104,7 @@ def card_page(model: str, mv: Any, report: Any, stage: str) -> str:
         ["training time", f"{report.train_seconds:.0f} s"],
         ["ONNX parity", "ok" if report.parity_ok else "FAILED"],
         ["INT8", ("kept: " if report.int8_kept else "not kept: ") + report.int8_reason],
+        ["stage history", history_list(events)],
     ]
     body = (
         f"<h1>{esc(model)} version {esc(version)} {badge(stage)}</h1>"

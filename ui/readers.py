@@ -78,15 +78,18 @@ def overview(config: VisionloopConfig) -> Overview:
             publisher = control_plane.publisher(channel, key, config.deploy.s3_endpoint)
         except SigningKeyError:
             publisher = None
-    info = control_plane.status(model, publisher)
+    error = None
+    try:
+        info = control_plane.status(model, publisher)
+    except StorageError as exc:  # the channel cannot be read: show the versions, say why
+        info, publisher, error = control_plane.status(model, None), None, str(exc)
     by_name = {str(v.name): v for v in control_plane.all_versions(model)}
     for row in info["versions"]:
         mv = by_name.get(row["version"])
         row["history"] = control_plane.history(mv) if mv is not None else []
         row["mlflow_version"] = control_plane.mlflow_version(model, mv) if mv is not None else None
     pointers: dict[str, str | None] = dict(info.get("pointers") or {})
-    error = None
-    if publisher is None and channel is not None:
+    if publisher is None and channel is not None and error is None:
         try:
             pointers = _raw_pointers(channel, model, config.deploy.s3_endpoint)
         except (StorageError, ValueError) as exc:
@@ -99,6 +102,11 @@ def model_version(model: str, version: str) -> Any:
         return control_plane.model_version(model, version)
     except control_plane.PromotionError as exc:
         raise NotFound(str(exc)) from exc
+
+
+def history(mv: Any) -> list[dict[str, Any]]:
+    """A version's stage changes, oldest first: stage, at, by, why (the control plane's record)."""
+    return control_plane.history(mv)
 
 
 def artifact(mv: Any, name: str) -> Any:

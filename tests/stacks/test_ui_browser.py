@@ -179,7 +179,8 @@ def test_status_page_models_card_try_it_and_gallery(
         cells = per_class.find_element(By.XPATH, ".//tr[td[1][normalize-space(.)='square']]").text.split()
         assert len(cells) == 5 and all(re.fullmatch(r"\d\.\d{3}", c) for c in cells[1:]), cells
         dataset_id = main_job["summary"]["data"]["dataset_version_id"]
-        assert dataset_id in browser.find_element(By.ID, "facts").text
+        facts = browser.find_element(By.ID, "facts").text
+        assert dataset_id in facts and "production" in facts.split("stage history")[1], facts
         wait.until(lambda d: loaded_images(d, "#pr-curve") == 1)
         frame = browser.find_element(By.CSS_SELECTOR, "iframe.report")
         # the report at the window's full height (100vh), not in a 330 px box
