@@ -106,6 +106,7 @@ def ui_url(main_job: dict[str, Any]) -> Iterator[str]:
         console = output.read_text()
         # the console stays readable: the URL last, the access log in its file
         assert "HTTP/1.1" not in console, console[-2000:]
+        assert console.strip().splitlines()[-1].startswith("Status page  http://127.0.0.1:"), console[-2000:]
 
 
 @pytest.fixture(scope="module")
