@@ -634,7 +634,11 @@ def control_plane_call(
             if not key_optional:
                 raise
             key = None
-        publisher = control_plane.publisher(channel, key, config.deploy.s3_endpoint) if key else None
+        publisher = (
+            control_plane.publisher(channel, key, config.deploy.s3_endpoint, config.deploy.pointer_ttl_hours)
+            if key
+            else None
+        )
         result: dict[str, Any] = action(control_plane, publisher)
         return result
     except (control_plane.PromotionError, SigningKeyError, VerificationError, StorageError) as exc:
