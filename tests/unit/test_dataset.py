@@ -12,7 +12,7 @@ import pytest
 from tests.factories import image_bytes
 from visionloop.data.blobstore import LocalBlobStore
 from visionloop.data.dataset import DatasetManifest, ImageDataset, _compact_json, _encode_row, _round3
-from visionloop.data.export import export_yolo
+from visionloop.data.export import export_stem, export_yolo
 from visionloop.data.importers.yolo import parse_yolo_txt
 from visionloop.data.types import (
     Box,
@@ -76,16 +76,16 @@ def test_yolo_export_round_trips_boxes(tmp_path):
     for r in ds.records:
         if not r.split:
             continue
-        label = tmp_path / "yolo" / "labels" / r.split / f"{r.sha256[:16]}.txt"
+        label = tmp_path / "yolo" / "labels" / r.split / f"{export_stem(r)}.txt"
         parsed = parse_yolo_txt(label.read_text(), str(label), ds.class_names)
         (b,) = parsed.boxes
         assert (b.x1 * r.width, b.y1 * r.height, b.x2 * r.width, b.y2 * r.height) == pytest.approx(
             (r.boxes[0].x1, r.boxes[0].y1, r.boxes[0].x2, r.boxes[0].y2), abs=1e-3
         )
         assert (
-            tmp_path / "yolo" / "images" / r.split / f"{r.sha256[:16]}.jpg"
+            tmp_path / "yolo" / "images" / r.split / f"{export_stem(r)}.jpg"
         ).read_bytes() == ds.read_bytes(r)
-    assert not list((tmp_path / "yolo").glob("images/*/" + ds.records[-1].sha256[:16] + "*"))
+    assert not list((tmp_path / "yolo").glob("images/*/" + export_stem(ds.records[-1]) + "*"))
 
 
 def test_unvalidated_constructors_make_what_the_classes_make(tmp_path):

@@ -3,13 +3,14 @@
 ``<out>/images/<split>/<name>`` and ``<out>/labels/<split>/<stem>.txt`` with lines
 ``class_id cx cy w h`` normalised to [0, 1], plus ``<out>/data.yaml`` with an absolute
 ``path:`` and no ``download:`` key, which ultralytics reads offline. File names are
-``<sha256[:16]><ext>`` so two source files with the same name never collide, and the
-file name of a training image traces back to the manifest.
+``<source stem>-<sha256[:8]><ext>`` (``export_stem``): readable on ultralytics' plots,
+and two source files with the same name never collide.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -17,6 +18,16 @@ import yaml
 from visionloop.data.dataset import ImageDataset
 from visionloop.data.split import SPLITS
 from visionloop.data.types import ImageRecord
+
+
+def export_stem(record: ImageRecord) -> str:
+    """``<source file stem>-<sha256[:8]>``: the name a person recognises (ultralytics
+    writes it on its sample plots), made unique by the content hash; the stem is cut to
+    40 characters and keeps letters, digits, ``-`` and ``_``."""
+    name = record.path.rsplit("/", 1)[-1]
+    stem = name.split(".", 1)[0] if not name.startswith(".") else name.lstrip(".")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem)[:40].strip("_") or "image"
+    return f"{stem}-{record.sha256[:8]}"
 
 
 def yolo_lines(record: ImageRecord) -> str:
@@ -45,11 +56,11 @@ def export_yolo(dataset: ImageDataset, out_dir: str | Path, splits: tuple[str, .
         img_dir.mkdir(parents=True, exist_ok=True)
         lbl_dir.mkdir(parents=True, exist_ok=True)
         for r in records:
-            name = f"{r.sha256[:16]}{r.ext}"
-            target = img_dir / name
+            stem = export_stem(r)
+            target = img_dir / f"{stem}{r.ext}"
             if not target.exists():
                 _place(dataset, r, target)
-            (lbl_dir / f"{r.sha256[:16]}.txt").write_text(yolo_lines(r))
+            (lbl_dir / f"{stem}.txt").write_text(yolo_lines(r))
     if counts.get("train", 0) == 0:
         raise ValueError(f"data set {dataset.short_id} has no labelled training images to export")
     data = {
