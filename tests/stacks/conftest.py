@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.factories import detection_set
 from tests.moto_server import S3Server
+from tests.stacks.browser import CHROMEDRIVER, CHROMIUM, FLAGS, WAIT_S, require_browser
 
 MODEL = "squares-s3"
 SIGNING_SEED = "6b" * 32
@@ -176,3 +178,22 @@ def main_run(trigger: Trigger) -> dict[str, Any]:
     run = trigger.wait(body["id"])
     assert run["status"] == "succeeded", run["log_tail"]
     return run
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='visionloop-chromium-')}"]:
+        options.add_argument(flag)
+    # a driver path given: selenium's driver manager (which downloads) is never used
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,14 @@ def run_cli(
     )
     summary: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return summary
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server started in its own session, with what it started (TERM, then KILL)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)

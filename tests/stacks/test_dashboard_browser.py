@@ -6,12 +6,9 @@ the MLflow UI answers too. Screenshots are kept in test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,32 +19,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.factories import detection_set
 from tests.moto_server import free_port
-
-CHROMIUM = Path(os.environ.get("VISIONLOOP_CHROMIUM", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("VISIONLOOP_CHROMEDRIVER", "/usr/bin/chromedriver"))
-ARTIFACTS = REPO_ROOT / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-]
-WAIT_S = 90
-
-
-def require_browser() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.fail(
-            f"headless Chromium is missing ({', '.join(missing)}): scripts/chromium.sh installs "
-            "Debian's chromium and chromium-driver with apt-get (as root); make test runs it"
-        )
+from tests.stacks.browser import ARTIFACTS, WAIT_S
+from tests.stacks.helpers import stop_group
 
 
 @pytest.fixture(scope="module")
@@ -110,33 +83,8 @@ def dashboard(data_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         assert zen and mlflow, text
         yield {"zenml": zen.group(1), "mlflow": mlflow.group(1), "log": str(output)}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='visionloop-chromium-')}"]:
-        options.add_argument(flag)
-    # a driver path given: selenium's driver manager (which downloads) is never used
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def screenshot(driver: Any, name: str) -> Path:

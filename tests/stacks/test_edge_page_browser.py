@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.deploy.channel_helpers import release
 from tests.edge.helpers import Channel, image_bytes, make_runtime, serving
-from tests.stacks.test_dashboard_browser import ARTIFACTS, WAIT_S, browser  # noqa: F401 (the fixture)
+from tests.stacks.browser import ARTIFACTS, WAIT_S
 
 TOKEN = "page-token"
 
@@ -32,7 +32,7 @@ def drawn_images(driver: Any) -> int:
 
 
 def test_the_device_page_shows_predictions_and_takes_an_image(
-    browser: Any,  # noqa: F811
+    browser: Any,
     abd_onnx: Path,
     tmp_path: Path,
 ) -> None:

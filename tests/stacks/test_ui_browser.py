@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,15 +23,8 @@ import yaml
 from tests.conftest import REPO_ROOT
 from tests.factories import detection_set
 from tests.moto_server import free_port
-from tests.stacks.helpers import run_cli
-from tests.stacks.test_dashboard_browser import (
-    ARTIFACTS,
-    CHROMEDRIVER,
-    CHROMIUM,
-    FLAGS,
-    WAIT_S,
-    require_browser,
-)
+from tests.stacks.browser import ARTIFACTS, WAIT_S
+from tests.stacks.helpers import run_cli, stop_group
 
 MODEL = "ui-squares-detector"
 SIGNING_SEED = "3c" * 32
@@ -95,36 +86,12 @@ def ui_url(main_job: dict[str, Any]) -> Iterator[str]:
             time.sleep(0.3)
         yield match.group(1)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
         console = output.read_text()
         # the console stays readable: the URL last, the access log in its file
         assert "HTTP/1.1" not in console, console[-2000:]
         assert console.strip().splitlines()[-1].startswith("Status page  http://127.0.0.1:"), console[-2000:]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='visionloop-chromium-')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def screenshot(driver: Any, name: str, full: bool = False) -> Path:
