@@ -402,6 +402,9 @@ def edge_command(config: Any) -> str | None:
     help="What the model does.",
 )
 @click.option("--format", "label_format", type=click.Choice(FORMATS), default="auto", show_default=True)
+@click.option(
+    "--class-names", help="Comma-separated class names in class-id order, for labels that carry ids only."
+)
 @click.option("--s3-endpoint", help="S3 API endpoint for an s3:// source, e.g. http://127.0.0.1:5000.")
 @click.option("--device", help="Training device (default: cuda:0 when torch sees a GPU, else cpu).")
 @click.option(
@@ -424,6 +427,7 @@ def init(
     name: str | None,
     task: str,
     label_format: str,
+    class_names: str | None,
     s3_endpoint: str | None,
     device: str | None,
     output: Path | None,
@@ -455,10 +459,15 @@ def init(
         fail(f"{target} exists; pass --force to overwrite it, or --name to write another")
     if "://" not in source and not Path(source).is_dir():
         fail(f"{source}: no such folder (init takes a folder or an s3://bucket/prefix)")
+    names = [n.strip() for n in class_names.split(",") if n.strip()] if class_names else None
     try:
-        profile = profile_source(open_source(source, s3_endpoint), label_format)
+        profile = profile_source(open_source(source, s3_endpoint), label_format, names)
         derived = derive(profile, name, device or _default_device(), budget_s=budget_min * 60)
-    except (LabelFormatError, SourceError, ValueError) as exc:
+    except LabelFormatError as exc:
+        hint = " (init: pass --class-names a,b,...)" if "class_names" in str(exc) else ""
+        fail(f"{exc}{hint}")
+        raise
+    except (SourceError, ValueError) as exc:
         fail(str(exc))
         raise
     target = target.resolve()

@@ -20,7 +20,7 @@ from zenml.client import Client
 from edge_runtime.channel import ChannelClient
 from edge_runtime.runtime import EdgeRuntime, RuntimeConfig
 from edge_runtime.storage import LocalStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import METAL_TAGS, REPO_ROOT
 from tests.factories import split_detection_set
 from visionloop.config import load_config
 from visionloop.data.dataset import ImageDataset
@@ -172,3 +172,21 @@ def test_a_rerun_with_nothing_changed_leaves_the_registry_and_the_channel_as_the
     assert again["training"]["reused"] and again["training"]["model_version"] == deployment["model_version"]
     assert "UNCHANGED" in out
     assert (channel_files(), registry()) == before
+
+
+def test_init_on_the_bundled_set_finds_its_capture_groups_and_asks_for_names(tmp_path: Path) -> None:
+    """Ground Truth labels carry class ids only: init says how to name them, then derives
+    what configs/metal_tags.yaml states by hand (480 px, the crops' group pattern)."""
+    target = tmp_path / "tags.yaml"
+    base = [sys.executable, "run.py", "init", str(METAL_TAGS), "--output", str(target)]
+    refused = subprocess.run(base, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--class-names" in refused.stderr and not target.exists()
+    done = subprocess.run(
+        [*base, "--class-names", "scratch"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = load_config(target)
+    hand = load_config(REPO_ROOT / "configs" / "metal_tags.yaml")
+    assert config.data.group_pattern == hand.data.group_pattern
+    assert config.train.imgsz == hand.train.imgsz == 480
+    assert config.data.class_names == ["scratch"] and config.data.format == "ground-truth"

@@ -97,7 +97,14 @@ class DataProfile(BaseModel):
             f"  images    {self.images}: {self.labeled} labelled ({self.background_images} with no object), "
             f"{self.unlabeled} unlabeled"
             + (f", {len(self.unreadable)} unreadable" if self.unreadable else ""),
-            f"  per class images {self.images_per_class}; boxes {self.boxes_per_class}",
+            "  per class "
+            + (
+                "; ".join(
+                    f"{name}: {self.images_per_class.get(name, 0)} images, {n} boxes"
+                    for name, n in self.boxes_per_class.items()
+                )
+                or "no box"
+            ),
             f"  image size longer side median {size.median:.0f} px (p10 {size.p10:.0f}, p90 {size.p90:.0f}, "
             f"{size.min:.0f}-{size.max:.0f}); width median {self.width.median:.0f}, height median "
             f"{self.height.median:.0f}",
@@ -105,7 +112,7 @@ class DataProfile(BaseModel):
             f"{self.small_share:.0%} of boxes are small (< {SMALL_SIDE_PX} px at {REFERENCE_IMGSZ})",
             "  splits    "
             + (
-                f"declared by the source: {self.declared_splits}"
+                "declared by the source: " + ", ".join(f"{k} {v}" for k, v in self.declared_splits.items())
                 if self.declared_splits
                 else "none declared (visionloop will split, group-aware)"
             ),
