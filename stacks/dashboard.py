@@ -9,6 +9,7 @@ directly, and the dashboard shows their runs as they happen.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -109,18 +110,27 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
             continue
 
 
+class _Divert(logging.Filter):
+    """Hands each record to ``handler`` and keeps it from the logger's other handlers."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        super().__init__()
+        self.handler = handler
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.handler.handle(record)
+        return False
+
+
 def serve_zenml(host: str, port: int, access_log: Path | None = None) -> None:
     """Run ZenML's local server in this process until interrupted; its HTTP access log
     (uvicorn's, a line per request: hundreds for one page) goes to ``access_log``."""
     if access_log is not None:
-        import uvicorn.config
-
-        handlers = uvicorn.config.LOGGING_CONFIG["handlers"]
-        handlers["access"] = {
-            "class": "logging.FileHandler",
-            "filename": str(access_log),
-            "formatter": "access",
-        }
+        # ZenML's server clears uvicorn's handlers and sends its records to the root
+        # logger (the console); a filter on the logger stays, and diverts them to the file
+        handler = logging.FileHandler(access_log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logging.getLogger("uvicorn.access").addFilter(_Divert(handler))
     from zenml.enums import ServerProviderType
     from zenml.zen_server.deploy.deployer import LocalServerDeployer
     from zenml.zen_server.deploy.deployment import LocalServerDeploymentConfig
