@@ -1372,9 +1372,26 @@ def trigger_server(
         server.server_close()
 
 
-from steps.deployment.cli import channel as channel_commands  # noqa: E402 - after the other commands
+class _LazyChannel(click.Group):
+    """``run.py channel ...``, whose commands are loaded when one is used: importing
+    them pulls in ZenML's step modules, seconds that every other command (``--help``,
+    ``init``, ``serve``) would otherwise pay at start."""
 
-cli.add_command(channel_commands)
+    def _group(self) -> click.Group:
+        from steps.deployment.cli import channel
+
+        return channel
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._group().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._group().get_command(ctx, cmd_name)
+
+
+cli.add_command(
+    _LazyChannel(name="channel", help="The model channel: pointer freshness and the keys devices trust.")
+)
 
 if __name__ == "__main__":
     cli()
