@@ -250,7 +250,9 @@ def deploy_lines(summary: dict[str, Any]) -> list[str]:
         if not d["staging"]["passed"]:
             lines += [f"              - {r}" for r in d["staging"]["reasons"]]
     lines += [f"  next        {r}" for r in d["reasons"] if r.startswith("waiting")]
-    lines.append(f"  channel     {d['channel']}  pointers {d['pointers'] or '(unchanged)'}")
+    lines.append(
+        f"  channel     {d['channel']}  pointers {counts(d['pointers']) if d['pointers'] else '(unchanged)'}"
+    )
     if d.get("public_key"):
         lines.append(f"  public key  {d['public_key']} (give it to devices: edge_runtime --public-key)")
     return lines
