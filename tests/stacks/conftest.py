@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from tests.conftest import REPO_ROOT
 from tests.factories import detection_set
 from tests.moto_server import S3Server
 from tests.stacks.browser import CHROMEDRIVER, CHROMIUM, FLAGS, WAIT_S, require_browser
+from tests.stacks.helpers import stop_group
 
 MODEL = "squares-s3"
 SIGNING_SEED = "6b" * 32
@@ -159,13 +159,7 @@ def trigger(s3_world: S3World) -> Iterator[Trigger]:
                 time.sleep(0.2)
         yield Trigger(url=url, token=TOKEN, proc=proc, output=output)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_group(proc)
         log.close()
 
 

@@ -205,7 +205,7 @@ def resolve_splits(records: list[ImageRecord], config: SplitConfig | None = None
     )
 
 
-def split_summary(plan: Any, leakage: SplitLeakage | None) -> dict[str, Any]:
+def split_summary(plan: SplitPlan | None, leakage: SplitLeakage | None) -> dict[str, Any]:
     """The run summary's ``splits`` entry: the plan and what straddles the declared splits."""
     out: dict[str, Any] = {"mode": plan.mode if plan else "auto"}
     if plan is not None and plan.mode == "source":
