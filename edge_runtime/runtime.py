@@ -245,6 +245,7 @@ class EdgeRuntime:
                     },
                 },
                 image.format,
+                sha256=sha,
             )
             if spooled == "spooled" and self.uploader:
                 self.uploader.wake()

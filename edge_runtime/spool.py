@@ -118,11 +118,17 @@ class FeedbackSpool:
                 return path
         return None
 
-    def add(self, data: bytes, metadata: dict[str, Any], image_format: str | None = None) -> str:
+    def add(
+        self,
+        data: bytes,
+        metadata: dict[str, Any],
+        image_format: str | None = None,
+        sha256: str | None = None,
+    ) -> str:
         """Spool an image; returns what happened: spooled, duplicate, dropped_full or
         write_error (a disk that refuses the write, e.g. read-only or full: counted, never
         raised, so the request still gets its answer)."""
-        sha = hashlib.sha256(data).hexdigest()
+        sha = sha256 or hashlib.sha256(data).hexdigest()  # the caller's, when it hashed already
         meta = json.dumps({**metadata, "sha256": sha, "bytes": len(data)}, sort_keys=True).encode()
         with self._lock:
             meta_path = self.folder / f"{sha}.json"
