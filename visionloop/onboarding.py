@@ -79,7 +79,9 @@ def derive(
     the full training is fitted to ``budget_s`` seconds."""
     if not profile.labeled:
         raise ValueError(
-            f"{profile.source}: no labelled image ({profile.images} images, {profile.format} labels); "
+            f"{profile.source}: no labelled image ({profile.images} images, "
+            + ("no label files found" if profile.format == "none" else f"{profile.format} labels")
+            + "); "
             "label some first (python run.py label) or point init at the labelled copy"
         )
     derived = DerivedConfig(
